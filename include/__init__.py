@@ -1,0 +1,1 @@
+"""Better Work Pakistan data platform: the code that DAGs call."""

@@ -1,0 +1,33 @@
+"""Airflow Assets: the raw tables the extraction DAGs fill and the marts the transform builds.
+
+Kept in one module so the producer and consumer DAGs name an asset exactly the same way.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+CASE_MANAGEMENT_TABLES = (
+    "factories",
+    "brands",
+    "factory_brands",
+    "advisory_visits",
+    "courses",
+    "training_sessions",
+    "training_participants",
+    "picc_meetings",
+    "improvement_items",
+)
+"""The case-management tables of the data contract (§2), in extraction order."""
+
+
+def _raw(table: str) -> Asset:
+    return Asset(name=f"raw.{table}", uri=f"postgres://warehouse/betterwork/raw/{table}", group="raw")
+
+
+RAW_ASSESSMENT_EXPORT_ROWS = _raw("assessment_export_rows")
+RAW_CASE_MANAGEMENT = {table: _raw(f"cm_{table}") for table in CASE_MANAGEMENT_TABLES}
+RAW_ASSETS = [RAW_ASSESSMENT_EXPORT_ROWS, *RAW_CASE_MANAGEMENT.values()]
+
+MARTS = Asset(name="marts", uri="postgres://warehouse/betterwork/marts/all", group="marts")
+"""Updated whenever the transform DAG has rebuilt the marts."""

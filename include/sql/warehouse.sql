@@ -1,0 +1,150 @@
+-- Schemas and landing tables of the warehouse. Idempotent: run by include.warehouse.bootstrap()
+-- at the start of every pipeline run. dbt owns everything downstream (staging, marts, research).
+--
+-- raw.*        append-only, one row per source row, as received, with lineage columns:
+--              _batch_id (audit.load_batches), _source (file name or source table),
+--              _source_row (row number in the file / ordinal in the extract), _loaded_at
+-- quarantine.* rows and batches that were rejected, with the reason
+-- audit.*      batches, counts, watermarks, validation results
+-- private.*    secrets the transformer needs (pseudonym key pads); nobody else reads it
+
+create schema if not exists raw;
+create schema if not exists quarantine;
+create schema if not exists audit;
+create schema if not exists private;
+create schema if not exists stage;          -- per-batch tables between COPY and publish (include.load)
+
+-- ---------------------------------------------------------------- audit
+create table if not exists audit.load_batches (
+    batch_id          bigserial primary key,
+    source            text not null,          -- 'assessment_exports' or 'case_management'
+    source_object     text not null,          -- file name, or source table
+    checksum          text,                   -- sha256 of a file's content
+    watermark_from    timestamptz,            -- case management: exclusive lower bound
+    watermark_to      timestamptz,            -- case management: inclusive upper bound
+    rows_read         bigint not null default 0,
+    rows_loaded       bigint not null default 0,
+    rows_quarantined  bigint not null default 0,
+    status            text not null,          -- 'staging', 'loaded', 'rejected', 'quarantined', 'abandoned'
+    message           text,
+    started_at        timestamptz not null default clock_timestamp(),
+    finished_at       timestamptz,
+    constraint load_batches_counts_add_up check (
+        status <> 'loaded' or rows_read = rows_loaded + rows_quarantined
+    )
+);
+-- A file's content is loaded at most once, whatever its name.
+create unique index if not exists load_batches_one_load_per_checksum
+    on audit.load_batches (source, checksum) where status = 'loaded' and checksum is not null;
+
+-- ---------------------------------------------------------------- raw: assessment exports
+-- Columns exactly as the global system spells them (contract §1), kept as text: raw is what was
+-- received; staging casts.
+create table if not exists raw.assessment_export_rows (
+    "Country"               text,
+    "Factory.Assessed.ID"   text,
+    "Factory.Assessed.Name" text,
+    "Quest.ID"              text,
+    "Assesment.Start.Date"  text,
+    "Cycle"                 text,
+    "Question.type"         text,
+    "Question.ID"           text,
+    "Q.Label"               text,
+    "CP"                    text,
+    "Cluster"               text,
+    "Finding"               text,
+    "Tags"                  text,
+    "TQ.Name"               text,
+    _batch_id               bigint not null,
+    _source                 text not null,
+    _source_row             bigint not null,
+    _loaded_at              timestamptz not null default now()
+);
+create index if not exists assessment_export_rows_batch on raw.assessment_export_rows (_batch_id);
+
+-- ---------------------------------------------------------------- raw: case management (contract §2)
+-- One row per extracted version of a source row; typed as in the source.
+create table if not exists raw.cm_factories (
+    factory_id int, name text, os_id text, address text, city text, province text, sector text,
+    enrolled_on date, exited_on date, exit_reason text, workers_total int, workers_female int,
+    updated_at timestamptz, deleted_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_brands (
+    brand_id int, name text, updated_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_factory_brands (
+    factory_id int, brand_id int, since date, until date, updated_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_advisory_visits (
+    visit_id int, factory_id int, visit_date date, phase text, mode text, advisor_code text,
+    topics text, updated_at timestamptz, deleted_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_courses (
+    course_code text, title text, days numeric,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_training_sessions (
+    session_id int, course_code text, factory_id int, city text, starts_on date, ends_on date,
+    trainer_code text, updated_at timestamptz, deleted_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+-- full_name, cnic, phone are personal data: they stop here (raw is readable by loader and
+-- transformer only) and never reach a mart.
+create table if not exists raw.cm_training_participants (
+    participant_id int, session_id int, person_ref text, full_name text, cnic text, phone text,
+    gender text, role text, factory_id int, attended boolean, pre_score numeric, post_score numeric,
+    updated_at timestamptz, deleted_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_picc_meetings (
+    meeting_id int, factory_id int, held_on date, workers_present int, managers_present int,
+    women_present int, updated_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.cm_improvement_items (
+    item_id int, factory_id int, cycle int, compliance_point text, status text, raised_on date,
+    due_on date, closed_on date, updated_at timestamptz,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+
+-- ---------------------------------------------------------------- quarantine
+create table if not exists quarantine.rejected_rows (
+    batch_id     bigint not null,
+    source       text not null,       -- file name or source table
+    source_row   bigint,              -- row number in the file (header = row 1)
+    raw_text     text,                -- the row as received
+    reason       text not null,       -- which rule it broke
+    rejected_at  timestamptz not null default now()
+);
+
+-- ---------------------------------------------------------------- private: pseudonym key
+-- HMAC-SHA256 keyed pads (see include.warehouse.hmac_pads); the key itself is never stored.
+create table if not exists private.pseudonym_key (
+    id            int primary key check (id = 1),
+    inner_pad     bytea not null,
+    outer_pad     bytea not null,
+    fingerprint   text not null,      -- identifies the key without revealing it
+    installed_at  timestamptz not null default now()
+);
+
+-- private.pseudonym('person', person_ref) = hex HMAC-SHA256(key, 'person:' || person_ref).
+-- Built-in sha256() only, so it runs on any PostgreSQL >= 11 without pgcrypto.
+create or replace function private.pseudonym(domain text, value text) returns text
+language sql stable strict as $$
+    select encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(domain || ':' || value, 'UTF8'))), 'hex')
+    from private.pseudonym_key as k
+    where k.id = 1
+$$;
