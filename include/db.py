@@ -34,9 +34,18 @@ def sqlalchemy_url(url: str) -> str:
     return to_url(parts(url), scheme="postgresql+psycopg")
 
 
-def connect(url: str, **kwargs) -> psycopg.Connection:
-    """A psycopg connection that names the application in ``pg_stat_activity``."""
-    return psycopg.connect(make_conninfo(url, application_name="betterwork"), **kwargs)
+def connect(url: str, role: str | None = None, **kwargs) -> psycopg.Connection:
+    """A psycopg connection that names the application in ``pg_stat_activity``.
+
+    With ``role``, the session runs ``SET ROLE`` so that it has that role's privileges only
+    (``loader`` for loads): the connecting user must be a member of it (superusers are).
+    """
+    conn = psycopg.connect(make_conninfo(url, application_name="betterwork"), **kwargs)
+    if role:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        if not conn.autocommit:
+            conn.commit()
+    return conn
 
 
 def answers(url: str, timeout: int = 2) -> bool:

@@ -133,7 +133,7 @@ def bootstrap(url: str, cfg: Settings | None = None) -> None:
     Idempotent: every statement is ``create … if not exists`` or an upsert.
     """
     cfg = cfg or settings()
-    ddl = (SQL_DIR / "warehouse.sql").read_text()
+    ddl = (SQL_DIR / "warehouse.sql").read_text() + "\n" + (SQL_DIR / "roles.sql").read_text()
     with db.connect(url) as conn:
         # Serialise concurrent bootstraps (e.g. two DAGs starting at once) on one advisory lock.
         conn.execute("select pg_advisory_xact_lock(hashtext('betterwork.bootstrap'))")

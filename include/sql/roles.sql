@@ -1,0 +1,46 @@
+-- Database roles and their privileges (least privilege). Idempotent; run by
+-- include.warehouse.bootstrap() after warehouse.sql. Roles are server-wide, grants per database.
+--
+-- loader       writes raw, audit, quarantine, stage          (pipeline sessions: SET ROLE loader)
+-- transformer  reads raw and private, builds staging/marts/research with dbt (profile role)
+-- analyst      reads marts only: staff and BI tools
+-- researcher   reads research only: academic partners
+-- Login and passwords for analyst/researcher are set by include.access from configuration.
+
+do $$
+declare r text;
+begin
+    foreach r in array array['loader', 'transformer', 'analyst', 'researcher'] loop
+        if not exists (select 1 from pg_roles where rolname = r) then
+            execute format('create role %I nologin', r);
+        end if;
+    end loop;
+end $$;
+
+-- Nobody gets anything by default.
+revoke all on schema raw, quarantine, audit, private, stage from public;
+revoke create on schema public from public;
+
+-- loader
+grant usage on schema raw, quarantine, audit, stage to loader;
+grant create on schema stage to loader;
+grant select, insert on all tables in schema raw, quarantine to loader;
+grant select, insert, update on all tables in schema audit to loader;
+grant usage, select on all sequences in schema audit to loader;
+
+-- transformer: reads what was loaded, and the pseudonym key; owns the schemas dbt builds.
+grant usage on schema raw, audit, private to transformer;
+grant select on all tables in schema raw, audit, private to transformer;
+grant execute on function private.pseudonym(text, text) to transformer;
+revoke execute on function private.pseudonym(text, text) from public;
+do $$
+declare s text;
+begin
+    foreach s in array array['staging', 'intermediate', 'marts', 'research', 'snapshots'] loop
+        execute format('create schema if not exists %I authorization transformer', s);
+    end loop;
+end $$;
+
+-- readers: one schema each; table-level SELECT comes from dbt's grants config on every build.
+grant usage on schema marts to analyst;
+grant usage on schema research to researcher;
