@@ -60,6 +60,11 @@ class Settings:
     """``SUPPRESSION_K``: research cells built from fewer factories are suppressed."""
     release_dir: Path
     """``RELEASE_DIR``: where research releases are written."""
+    analyst_password: str | None
+    """``ANALYST_PASSWORD``: password of the ``analyst`` login (staff, BI). Unset: left as it is
+    (a new role has none, so only the server's non-password methods, e.g. local trust, let it in)."""
+    researcher_password: str | None
+    """``RESEARCHER_PASSWORD``: password of the ``researcher`` login. Unset: as ``ANALYST_PASSWORD``."""
     docs_dir: Path
     """``DOCS_DIR``: static sites (GX Data Docs, dbt docs)."""
     airflow_home: Path
@@ -87,6 +92,8 @@ def settings() -> Settings:
         pseudonym_key=env("PSEUDONYM_KEY") or None,
         suppression_k=int(env("SUPPRESSION_K", "5")),
         release_dir=_path(env("RELEASE_DIR", "data/releases")),
+        analyst_password=env("ANALYST_PASSWORD") or None,
+        researcher_password=env("RESEARCHER_PASSWORD") or None,
         docs_dir=_path(env("DOCS_DIR", "data/docs")),
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
     )

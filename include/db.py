@@ -70,6 +70,4 @@ def drop_database(url: str) -> None:
     """Drop the URL's database, ending its sessions first (for test sessions' throwaway databases)."""
     dbname = parts(url)["dbname"]
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-        )
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname)))

@@ -101,15 +101,34 @@ def start_embedded(cfg: Settings | None = None) -> str:
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising embedded PostgreSQL in %s", pgdata)
         _run_as_owner(
-            [str(_pg_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"]
+            [
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]
         )
     log.info("starting embedded PostgreSQL on 127.0.0.1:%s", cfg.embedded_pg_port)
     # TCP on loopback only, no Unix socket: socket paths have a length limit that deep checkouts hit.
     options = f"-c listen_addresses=127.0.0.1 -p {cfg.embedded_pg_port} -c unix_socket_directories=''"
     _run_as_owner(
-        [str(_pg_bin() / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata / "server.log"), "-o", options,
-         "-w", "-t", "60", "start"]
+        [
+            str(_pg_bin() / "pg_ctl"),
+            "-D",
+            str(pgdata),
+            "-l",
+            str(pgdata / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
     )
     return url
 

@@ -8,12 +8,18 @@ unique ``bwtest_`` name and is dropped, sessions and all, when the test ends.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 
-import pytest
+# Before anything imports Airflow: a throwaway home, never the project's or the user's.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="bwtest-airflow-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.path.dirname(__file__), "..", "dags"))
 
-from include import db
+import pytest  # noqa: E402
+
+from include import db  # noqa: E402
 
 
 @pytest.fixture(scope="session")

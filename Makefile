@@ -1,0 +1,62 @@
+# Better Work Pakistan data platform.
+#   make run    build the warehouse (demo sources by default), print how to query it
+#   make test   lint + unit, integration (real PostgreSQL) and end-to-end tests
+# Both create the project's environment first, from the lock file, with nothing but Python and make.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SCALE ?= 1
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint unit stop airflow demo-data bench-load bench-run docs env clean help
+.DEFAULT_GOAL := help
+
+help:
+	@sed -n '2,4p' Makefile | sed 's/^# //'
+	@echo "Also: make stop | airflow | demo-data SCALE=n | bench-load | bench-run | docs | lint | clean"
+
+# uv, bootstrapped into a small virtualenv of its own, then the project environment from uv.lock.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+env: $(VENV)/.synced
+
+run: env
+	$(BIN)/bw run
+
+test: env lint
+	$(BIN)/pytest
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/snapshots
+
+stop: env
+	$(BIN)/bw stop
+
+airflow: env
+	$(BIN)/bw airflow
+
+demo-data: env
+	SCALE=$(SCALE) $(BIN)/bw demo-data
+
+bench-load: env
+	$(BIN)/bw bench-load
+
+# Wall time of a warm `make run` (environment, warehouse and sources already in place).
+bench-run: env
+	$(BIN)/python -m include.bench_run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .airflow dbt_project/target dbt_project/logs .pytest_cache .ruff_cache
