@@ -69,6 +69,9 @@ class Settings:
     """``DOCS_DIR``: static sites (GX Data Docs, dbt docs)."""
     airflow_home: Path
     """``AIRFLOW_HOME``: Airflow's metadata and logs, inside the project by default."""
+    extract_lookback_minutes: int
+    """``EXTRACT_LOOKBACK_MINUTES``: case-management rows changed this long before the watermark are
+    re-read (default 10), so rows committed late are not missed; versions already loaded are skipped."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -96,4 +99,5 @@ def settings() -> Settings:
         researcher_password=env("RESEARCHER_PASSWORD") or None,
         docs_dir=_path(env("DOCS_DIR", "data/docs")),
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
+        extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
     )

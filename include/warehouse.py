@@ -167,6 +167,9 @@ def bootstrap(url: str, cfg: Settings | None = None) -> None:
             """,
             (inner, outer, hashlib.sha256(outer).hexdigest()[:16]),
         )
+        from include import access  # logins and passwords of the reader roles, from configuration
+
+        access.ensure_roles(conn, cfg)
 
 
 def pseudonym_key(cfg: Settings) -> bytes:

@@ -44,3 +44,9 @@ end $$;
 -- readers: one schema each; table-level SELECT comes from dbt's grants config on every build.
 grant usage on schema marts to analyst;
 grant usage on schema research to researcher;
+-- Tables dbt creates later are readable at once (dbt's grants then re-apply the same on each build,
+-- and revoke anything else): a reader never meets a freshly rebuilt table without its grant.
+alter default privileges for role transformer in schema marts grant select on tables to analyst;
+alter default privileges for role transformer in schema research grant select on tables to researcher;
+-- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
+revoke all on schema staging, intermediate, snapshots from public;

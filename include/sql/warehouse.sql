@@ -37,6 +37,30 @@ create table if not exists audit.load_batches (
 create unique index if not exists load_batches_one_load_per_checksum
     on audit.load_batches (source, checksum) where status = 'loaded' and checksum is not null;
 
+-- Case-management extraction: the last committed watermark per source table (include.extract_ops).
+-- Moved only in the transaction that publishes the batch to raw.
+create table if not exists audit.watermarks (
+    source_object  text primary key,      -- 'public.<table>'
+    watermark      timestamptz,           -- greatest change time (updated_at / deleted_at) loaded
+    batch_id       bigint not null,       -- the batch that moved it
+    moved_at       timestamptz not null default now()
+);
+
+-- One row per batch x expectation (include.validate): what was checked and what failed.
+create table if not exists audit.validation_results (
+    batch_id           bigint not null,
+    suite              text not null,
+    expectation        text not null,     -- expectation type and its column(s)
+    expectation_id     text,
+    severity           text not null,     -- 'critical' or 'warning' (the suite's meta.severity)
+    success            boolean not null,
+    unexpected_count   bigint,
+    unexpected_values  jsonb,             -- a few examples, never the whole column
+    details            text,              -- exception text when the expectation could not run
+    validated_at       timestamptz not null default now()
+);
+create index if not exists validation_results_batch on audit.validation_results (batch_id);
+
 -- ---------------------------------------------------------------- raw: assessment exports
 -- Columns exactly as the global system spells them (contract §1), kept as text: raw is what was
 -- received; staging casts.

@@ -1,0 +1,92 @@
+-- One row per factory × cycle (its counted assessment), with compliance and the services the
+-- factory received "since previous": after the previous counted assessment's start date (cycle 1:
+-- everything earlier) up to and including this assessment's start date.
+with
+
+assessments as (
+    select
+        assessment_id,
+        factory_id,
+        cycle,
+        start_date,
+        ncq_assessed,
+        ncq_noncompliant,
+        lag(start_date) over (partition by factory_id order by cycle) as previous_start_date
+    from {{ ref('int_assessments') }}
+    where is_counted
+),
+
+factories as (
+    select * from {{ ref('stg_factories') }}
+),
+
+points as (
+    select
+        assessment_id,
+        count(*) as cps_assessed,
+        count(*) filter (where is_noncompliant) as cps_noncompliant
+    from {{ ref('int_factory_cycle_compliance_points') }}
+    group by assessment_id
+),
+
+visits as (
+    select
+        assessments.assessment_id,
+        count(advisory_visits.visit_id) as advisory_visits
+    from assessments
+    inner join {{ ref('fct_advisory_visit') }} as advisory_visits
+        on
+            assessments.factory_id = advisory_visits.factory_id
+            and advisory_visits.visit_date <= assessments.start_date
+            and (
+                assessments.previous_start_date is null
+                or advisory_visits.visit_date > assessments.previous_start_date
+            )
+    group by assessments.assessment_id
+),
+
+training as (
+    select
+        assessments.assessment_id,
+        count(distinct participations.person_ref) as participants,
+        count(distinct participations.person_ref) filter (
+            where participations.gender = 'female'
+        ) as female_participants
+    from assessments
+    inner join {{ ref('int_counted_participations') }} as participations
+        on
+            assessments.factory_id = participations.factory_id
+            and participations.starts_on <= assessments.start_date
+            and (
+                assessments.previous_start_date is null
+                or participations.starts_on > assessments.previous_start_date
+            )
+    group by assessments.assessment_id
+)
+
+select
+    assessments.factory_id,
+    assessments.cycle,
+    assessments.assessment_id,
+    assessments.start_date,
+    (
+        extract(year from age(assessments.start_date, factories.enrolled_on)) * 12
+        + extract(month from age(assessments.start_date, factories.enrolled_on))
+    )::int as months_since_enrolment,
+    coalesce(points.cps_assessed, 0)::int as cps_assessed,
+    coalesce(points.cps_noncompliant, 0)::int as cps_noncompliant,
+    points.cps_noncompliant::numeric / nullif(points.cps_assessed, 0) as cp_noncompliance_rate,
+    assessments.ncq_assessed::int as ncq_assessed,
+    assessments.ncq_noncompliant::int as ncq_noncompliant,
+    coalesce(visits.advisory_visits, 0)::int as advisory_visits_since_previous,
+    coalesce(training.participants, 0)::int as training_participants_since_previous,
+    coalesce(training.female_participants, 0)::int as female_training_participants_since_previous
+from assessments
+left join factories
+    on assessments.factory_id = factories.factory_id
+left join points
+    on assessments.assessment_id = points.assessment_id
+left join visits
+    on assessments.assessment_id = visits.assessment_id
+left join training
+    on assessments.assessment_id = training.assessment_id

@@ -1,0 +1,128 @@
+"""End to end: ``bw run`` (what ``make run`` calls) on the scale-1 demo, twice, in throwaway
+databases and folders. Real Airflow (``airflow dags test``), real GX, real dbt, real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include import db
+
+RAW_TABLES = [
+    "assessment_export_rows",
+    "cm_factories",
+    "cm_brands",
+    "cm_factory_brands",
+    "cm_advisory_visits",
+    "cm_courses",
+    "cm_training_sessions",
+    "cm_training_participants",
+    "cm_picc_meetings",
+    "cm_improvement_items",
+]
+
+
+def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:
+    bw = Path(sys.executable).with_name("bw")
+    return subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=900)
+
+
+def _raw_counts(url: str) -> dict[str, int]:
+    with db.connect(url) as conn:
+        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, pg_server_url):
+    """Two consecutive runs of the whole pipeline; yields what they printed and left behind."""
+    import uuid
+
+    suffix = uuid.uuid4().hex[:8]
+    warehouse_url = db.with_database(pg_server_url, f"bwtest_e2e_wh_{suffix}")
+    ops_url = db.with_database(pg_server_url, f"bwtest_e2e_ops_{suffix}")
+    work = tmp_path_factory.mktemp("e2e")
+    env = {
+        **os.environ,
+        "WAREHOUSE_URL": warehouse_url,
+        "OPS_DATABASE_URL": ops_url,
+        "LANDING_DIR": str(work / "landing"),
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "RELEASE_DIR": str(work / "releases"),
+        "DOCS_DIR": str(work / "docs"),
+        "PSEUDONYM_KEY": "e2e-test-key",
+        "DEMO": "1",
+        "SCALE": "1",
+    }
+    try:
+        first = _run_pipeline(env)
+        counts_after_first = _raw_counts(warehouse_url) if first.returncode == 0 else {}
+        second = _run_pipeline(env) if first.returncode == 0 else None
+        yield {
+            "env": env,
+            "url": warehouse_url,
+            "first": first,
+            "second": second,
+            "counts_after_first": counts_after_first,
+            "work": work,
+        }
+    finally:
+        db.drop_database(warehouse_url)
+        db.drop_database(ops_url)
+
+
+def test_first_run_succeeds_and_says_how_to_query(pipeline):
+    first = pipeline["first"]
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-8000:]
+    assert "Warehouse (configured)" in first.stdout
+    assert "psql" in first.stdout and "marts.programme_kpis" in first.stdout
+
+
+def test_marts_hold_rows(pipeline):
+    with db.connect(pipeline["url"]) as conn:
+        rates = conn.execute(
+            "select count(*), count(*) filter (where panel = 'all') from marts.cp_noncompliance_rate"
+        ).fetchone()
+        findings = conn.execute("select count(*) from marts.fct_finding").fetchone()[0]
+    assert rates[1] > 0 and rates[0] >= rates[1]
+    assert findings > 0
+
+
+def test_programme_kpis_match_the_scale_one_programme(pipeline):
+    with db.connect(pipeline["url"]) as conn:
+        row = conn.execute(
+            "select factories_engaged, assessments, advisory_visits, training_sessions, "
+            "training_participants from marts.programme_kpis where period = 'all'"
+        ).fetchone()
+    factories, assessments, visits, sessions, participants = row
+    assert (factories, assessments, visits, sessions) == (121, 184, 1200, 500)
+    assert participants >= 6000
+
+
+def test_second_run_succeeds_and_loads_nothing_twice(pipeline):
+    second = pipeline["second"]
+    assert second is not None and second.returncode == 0, second.stdout[-4000:] + second.stderr[-8000:]
+    assert _raw_counts(pipeline["url"]) == pipeline["counts_after_first"]
+    with db.connect(pipeline["url"]) as conn:
+        duplicated = conn.execute(
+            "select count(*) from (select checksum from audit.load_batches where status = 'loaded' "
+            "and checksum is not null group by source, checksum having count(*) > 1) d"
+        ).fetchone()[0]
+    assert duplicated == 0
+
+
+def test_every_input_row_is_accounted_for(pipeline):
+    with db.connect(pipeline["url"]) as conn:
+        unbalanced = conn.execute(
+            "select count(*) from audit.load_batches "
+            "where status = 'loaded' and rows_read <> rows_loaded + rows_quarantined"
+        ).fetchone()[0]
+        loaded = conn.execute(
+            "select coalesce(sum(rows_loaded), 0) from audit.load_batches where status = 'loaded'"
+        ).fetchone()[0]
+    assert unbalanced == 0
+    assert loaded == sum(pipeline["counts_after_first"].values())
