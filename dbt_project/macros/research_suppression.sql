@@ -1,0 +1,164 @@
+{#- Disclosure control for the research schema (data contract §4; docs/ACCESS.md explains it).
+
+    research_k()                    the threshold k: dbt var `suppression_k` (the pipeline passes
+                                    SUPPRESSION_K), default 5.
+    research_nested_suppression()   primary + complementary suppression of count cells whose factory
+                                    sets are nested (the panels of cp_noncompliance_rate).
+    research_k_anonymise()          coarsen quasi-identifiers of a one-row-per-factory relation until
+                                    every published combination is shared by at least k factories.
+-#}
+
+{% macro research_k() -%}
+    {%- set k = var('suppression_k', 5) | int -%}
+    {%- if k < 1 -%}
+        {{ exceptions.raise_compiler_error("suppression_k must be a positive integer, got " ~ var('suppression_k')) }}
+    {%- endif -%}
+    {{ k }}
+{%- endmacro %}
+
+
+{#- Cells of `relation` form chains: rows with the same `chain_by` values whose factory sets are
+    nested, ordered from the largest set (`chain_order` ascending). A cell is
+      'primary'        when built from fewer than k factories (`count_column` < k);
+      'complementary'  when its set differs from the last published cell of its chain by 1 … k-1
+                       factories: both published, their difference would describe that small group.
+    Walking each chain from its largest cell keeps the largest sets published. Published cells of a
+    chain then differ pairwise by 0 (the same factories) or at least k factories, and no suppressed
+    cell is the difference of published ones. Returns every column of `relation` plus
+    `suppression` ('primary', 'complementary' or null). -#}
+{% macro research_nested_suppression(relation, chain_by, chain_order, count_column, k) -%}
+    {%- set same_chain -%}
+        {%- for col in chain_by %} and next_cell.{{ col }} is not distinct from walk.{{ col }}{% endfor -%}
+    {%- endset -%}
+    with recursive chain as (
+        select
+            cells.*,
+            row_number() over (
+                partition by {{ chain_by | join(', ') }} order by {{ chain_order }}
+            ) as chain_position
+        from {{ relation }} as cells
+    ),
+
+    walk as (
+        select
+            chain.*,
+            case when chain.{{ count_column }} < {{ k }} then 'primary' end as suppression,
+            case when chain.{{ count_column }} >= {{ k }} then chain.{{ count_column }} end as last_published
+        from chain
+        where chain.chain_position = 1
+
+        union all
+
+        select
+            next_cell.*,
+            decided.suppression,
+            case when decided.suppression is null then next_cell.{{ count_column }} else walk.last_published end
+        from walk
+        inner join chain as next_cell
+            on next_cell.chain_position = walk.chain_position + 1 {{ same_chain }}
+        cross join lateral (
+            select
+                case
+                    when next_cell.{{ count_column }} < {{ k }} then 'primary'
+                    when walk.last_published - next_cell.{{ count_column }} between 1 and {{ k }} - 1
+                        then 'complementary'
+                end as suppression
+        ) as decided
+    )
+
+    select * from walk
+{%- endmacro %}
+
+
+{#- One row per `key` of `relation`, with its quasi-identifiers coarsened by withholding them (null)
+    from the last of `quasi_identifiers` backwards (list them most useful first):
+      level 0 publishes all of them, level j withholds the last j.
+    Each factory gets the lowest level at which its published combination is shared by at least k
+    of the factories still unplaced; if the factories left at the top level (all withheld) are
+    fewer than k, the smallest published class joins them. So every published combination
+    (withheld = null) is shared by at least k factories, unless there are fewer than k in all.
+    Unknown values must be non-null (e.g. 'unknown') so that null always means withheld.
+    Returns `key`, `quasi_identifiers_withheld` (the level) and the published quasi-identifiers. -#}
+{% macro research_k_anonymise(relation, key, quasi_identifiers, k) -%}
+    {%- set n = quasi_identifiers | length -%}
+    with kanon_rest_0 as (
+        select {{ key }}, {{ quasi_identifiers | join(', ') }} from {{ relation }}
+    ),
+    {%- for level in range(n + 1) %}
+    {%- set kept = quasi_identifiers[: n - level] %}
+
+    kanon_placed_{{ level }} as (
+        select {{ key }}, {{ level }} as level
+        from (
+            select
+                {{ key }},
+                count(*) over ({% if kept %}partition by {{ kept | join(', ') }}{% endif %}) as class_size
+            from kanon_rest_{{ level }}
+        ) as classes
+        {%- if level < n %}
+        where class_size >= {{ k }}
+        {%- endif %}
+    ),
+    {%- if level < n %}
+
+    kanon_rest_{{ level + 1 }} as (
+        select rest.*
+        from kanon_rest_{{ level }} as rest
+        where not exists (
+            select 1 from kanon_placed_{{ level }} as placed where placed.{{ key }} = rest.{{ key }}
+        )
+    ),
+    {%- endif %}
+    {%- endfor %}
+
+    kanon_assigned as (
+        {%- for level in range(n + 1) %}
+        select {{ key }}, level from kanon_placed_{{ level }}
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
+    ),
+
+    kanon_published as (
+        select
+            assigned.{{ key }},
+            assigned.level
+            {%- for qi in quasi_identifiers %},
+            case when assigned.level < {{ n - loop.index0 }} then factories.{{ qi }} end as {{ qi }}
+            {%- endfor %}
+        from kanon_assigned as assigned
+        inner join kanon_rest_0 as factories
+            on assigned.{{ key }} = factories.{{ key }}
+    ),
+
+    kanon_sized as (
+        select
+            kanon_published.*,
+            count(*) over (partition by level, {{ quasi_identifiers | join(', ') }}) as class_size,
+            count(*) filter (where level = {{ n }}) over () as top_size
+        from kanon_published
+    ),
+
+    kanon_joins_top as (
+        select level, {{ quasi_identifiers | join(', ') }}
+        from kanon_sized
+        where level < {{ n }} and top_size between 1 and {{ k }} - 1
+        order by class_size, level desc, {{ quasi_identifiers | join(', ') }}
+        limit 1
+    )
+
+    select
+        sized.{{ key }},
+        case when moved.level is null then sized.level else {{ n }} end as quasi_identifiers_withheld
+        {%- for qi in quasi_identifiers %},
+        case when moved.level is null then sized.{{ qi }} end as {{ qi }}
+        {%- endfor %}
+    from kanon_sized as sized
+    left join kanon_joins_top as moved
+        on
+            sized.level = moved.level
+            {%- for qi in quasi_identifiers %}
+            and sized.{{ qi }} is not distinct from moved.{{ qi }}
+            {%- endfor %}
+{%- endmacro %}
