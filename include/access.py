@@ -70,9 +70,7 @@ def set_login(conn: psycopg.Connection, role: str, password: str | None) -> None
     if password:
         verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
         conn.execute(
-            sql.SQL("alter role {} password {}").format(
-                sql.Identifier(role), sql.Literal(verifier.decode())
-            )
+            sql.SQL("alter role {} password {}").format(sql.Identifier(role), sql.Literal(verifier.decode()))
         )
         log.info("password of role %s set from configuration", role)
 

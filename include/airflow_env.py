@@ -9,6 +9,8 @@ parallelism fit for a 2-core machine, the API on 127.0.0.1, and connections only
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from include import connections
 from include.config import PROJECT_DIR, Settings
@@ -47,6 +49,8 @@ def environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[str, st
             # The warehouse the pipeline resolved, so that task code and dbt agree with bw run.
             "WAREHOUSE_URL": warehouse_url,
             "OPS_DATABASE_URL": ops_url,
+            # `airflow standalone` starts its components as `airflow …` found on PATH.
+            "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p),
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_DIR), env.get("PYTHONPATH")) if p),
         }
     )

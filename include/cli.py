@@ -144,6 +144,8 @@ def cmd_airflow(_args: argparse.Namespace) -> int:
     def stop(*_):
         raise KeyboardInterrupt
 
+    # Explicit handlers: a shell's background job inherits SIGINT ignored, and Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
         proc.wait()

@@ -49,7 +49,7 @@ DATE_COLUMN = "Assesment.Start.Date"
 SUFFIXES = (".csv", ".xlsx")
 CHUNK_ROWS = 50_000
 RAW_TEXT_LIMIT = 4_000  # a quarantined row keeps at most this many characters of its raw text
-_DATE_SHAPE = re.compile(r"\d{2}/\d{2}/\d{4}")
+_DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")  # ASCII digits, as stage.impossible_ddmmyyyy
 _BINARY_MAGIC = {
     b"%PDF": "a PDF document",
     b"\xd0\xcf\x11\xe0": "a legacy Office (XLS/DOC) file",
@@ -58,6 +58,10 @@ _BINARY_MAGIC = {
     b"\xff\xd8\xff": "a JPEG image",
 }
 _ZIP_MAGIC = b"PK\x03\x04"
+
+
+class NotFastPath(Exception):
+    """The file's bytes cannot go to ``COPY`` as they are; the loader parses it row by row instead."""
 
 
 class FileRejected(Exception):
@@ -91,6 +95,7 @@ class ParseReport:
     kind: str = ""
     extra_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
+    fast: bool = False  # staged by the loader's COPY fast path (contract_csv_body), not parsed here
 
 
 # --------------------------------------------------------------------------- finding files
@@ -150,7 +155,49 @@ def sniff(path: Path) -> str:
     return "csv"
 
 
-def iter_chunks(path: Path, report: ParseReport | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+def contract_csv_body(path: Path, block_size: int = 1 << 20) -> Iterator[bytes] | None:
+    """The bytes after the header, in blocks, if the header is exactly the contract's columns.
+
+    This is the loader's fast path: PostgreSQL's ``COPY … (FORMAT csv)`` parses such a file faster
+    than Python can, and refuses (so that the loader falls back to :func:`iter_chunks`) whatever the
+    row-by-row parser would quarantine or reject: a wrong field count, bytes that are not UTF-8, an
+    open quote at the end. ``None``: another header (other order, extra or missing columns, not
+    UTF-8); parse row by row. The generator raises :class:`NotFastPath` on a line starting with
+    ``\\.``, which ``COPY`` would take for the end of the data.
+    """
+    f = path.open("rb")
+    line = f.readline()
+    try:
+        names = next(csv.reader([line.removeprefix(codecs.BOM_UTF8).decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        names = []
+    if [n.strip() for n in names] != list(CONTRACT_COLUMNS) or not line.endswith(b"\n"):
+        f.close()
+        return None
+    return _blocks(f, block_size)
+
+
+def _blocks(f, block_size: int) -> Iterator[bytes]:
+    with f:
+        tail = b"\n"  # the header's line end: the first data line is a line start too
+        while block := f.read(block_size):
+            if b"\n\\." in tail + block[:2] or b"\n\\." in block:
+                raise NotFastPath("a line starts with \\. (COPY's end-of-data marker)")
+            tail = block[-2:]
+            yield block
+
+
+def csv_record(fields: list) -> str:
+    """Fields as one CSV record, for a quarantined row's raw text (same rule as ``stage.csv_record``)."""
+    return ",".join(
+        '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\r\n') else v
+        for v in ("" if f is None else str(f) for f in fields)
+    )
+
+
+def iter_chunks(
+    path: Path, report: ParseReport | None = None, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[Chunk]:
     """Stream the file's records as chunks of good rows and rejects (see the module docstring).
 
     :class:`FileRejected` may be raised before the first chunk or, for a truncated file, after
@@ -166,8 +213,10 @@ def _header_positions(path: Path, header: list[str], report: ParseReport) -> lis
     names = [(h or "").strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
-        if not any(CONTRACT_COLUMNS[i] in names for i in range(len(CONTRACT_COLUMNS))):
-            raise FileRejected(path, "not an assessment export: the first row has none of the contract columns")
+        if not any(c in names for c in CONTRACT_COLUMNS):
+            raise FileRejected(
+                path, "not an assessment export: the first row has none of the contract columns"
+            )
         raise FileRejected(path, f"header lacks contract columns: {', '.join(missing)}")
     duplicated = sorted({c for c in CONTRACT_COLUMNS if names.count(c) > 1})
     if duplicated:
@@ -211,7 +260,7 @@ def _chunked(records: Iterator[tuple[list[int], _Record]], chunk_rows: int) -> I
             values = [fields[i] for i in positions]
             if _impossible_date(values[date_at]):
                 reason = f"impossible date in {DATE_COLUMN}: {values[date_at]!r}"
-                raw = raw if raw is not None else ",".join("" if v is None else str(v) for v in fields)
+                raw = raw if raw is not None else csv_record(fields)
             else:
                 values.append(row_no)
                 chunk.rows.append(values)
@@ -340,7 +389,10 @@ def _xlsx_records(path: Path, report: ParseReport) -> Iterator[tuple[list[int], 
                 report.rows_read += 1
                 if len(cells) > width:
                     raw = ",".join("" if c is None else c for c in cells)
-                    yield positions, (row_no, None, raw, f"wrong field count: {len(cells)}, header has {width}")
+                    yield (
+                        positions,
+                        (row_no, None, raw, f"wrong field count: {len(cells)}, header has {width}"),
+                    )
                     continue
                 cells.extend([None] * (width - len(cells)))
                 yield positions, (row_no, cells, None, None)

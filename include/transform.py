@@ -26,6 +26,10 @@ DBT_TARGET_DIR = DBT_PROJECT_DIR / "target"
 MANIFEST = DBT_TARGET_DIR / "manifest.json"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 TRANSFORMER_ROLE = "transformer"
+DAG_EXECUTION_MODE = "build"
+"""How dags/transform.py runs dbt: ``build`` (one Cosmos ``dbt build`` task), ``local`` (Cosmos,
+one task per model with its tests) or ``watcher`` (one build mirrored as tasks; needs a real
+scheduler and triggerer: it deadlocks under ``airflow dags test``). Measured in docs/TRANSFORM.md."""
 
 
 def dbt_env(warehouse_url: str) -> dict[str, str]:
@@ -82,6 +86,7 @@ def run_dbt(
     target_path: Path | str | None = None,
     check: bool = True,
     threads: int | None = None,
+    project_dir: Path | str | None = None,
 ) -> DbtRun:
     """Run the dbt CLI on the project against ``warehouse_url``, in a subprocess.
 
@@ -91,16 +96,16 @@ def run_dbt(
 
     ``target_path`` keeps concurrent runs (tests, Airflow) from clobbering ``dbt_project/target``.
     """
-    target = Path(target_path) if target_path else DBT_TARGET_DIR
+    project = Path(project_dir) if project_dir else DBT_PROJECT_DIR
+    target = Path(target_path) if target_path else project / "target"
     env = {**os.environ, **dbt_env(warehouse_url), "DBT_TARGET_PATH": str(target)}
+    env["DBT_PROJECT_DIR"] = env["DBT_PROFILES_DIR"] = str(project)
     if threads:
         env["DBT_THREADS"] = str(threads)
     env.setdefault("DBT_LOG_PATH", str(target / "logs"))
     command = [str(DBT_EXECUTABLE), "--no-use-colors", *args]
     started = time.perf_counter()
-    proc = subprocess.run(
-        command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     run = DbtRun(args, proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - started, target)
     if check and not run.ok:
         raise DbtError(f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n{run.output[-6000:]}")
@@ -140,32 +145,86 @@ def parse_manifest(warehouse_url: str | None = None) -> Path:
 # --------------------------------------------------------------------------- Cosmos
 
 
-def cosmos_project_config():
-    """Cosmos' view of the project: its folder and the manifest ``dbt parse`` writes."""
-    from cosmos import ProjectConfig
+def cosmos_profile_mapping():
+    """dbt's profile from the Airflow connection ``warehouse``, running as role ``transformer``.
 
-    return ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST)
-
-
-def cosmos_profile_config():
-    """The profile for Cosmos: ``profiles.yml`` with its variables from the ``warehouse`` connection.
-
-    The profile file (not a ProfileMapping) so that dbt runs as role ``transformer`` exactly as
-    outside Airflow; the variables are set by :func:`cosmos_env`.
+    Cosmos' own Postgres mapping insists on a password; the local warehouse uses trust
+    authentication, so this one accepts a connection without one.
     """
-    from cosmos import ProfileConfig
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-    return ProfileConfig(
-        profile_name="betterwork",
-        target_name="warehouse",
-        profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+    class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
+        required_fields = ["host", "user", "dbname"]
+
+        @property
+        def profile(self):
+            profile = super().profile
+            env_name = self.get_env_var_name("password")
+            profile["password"] = f"{{{{ env_var('{env_name}', '') }}}}"
+            return profile
+
+        @property
+        def env_vars(self) -> dict[str, str]:
+            env = {self.get_env_var_name("password"): str(self.get_dbt_value("password") or "")}
+            return {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
+
+    from include.connections import WAREHOUSE_CONN_ID
+
+    return WarehouseProfileMapping(
+        conn_id=WAREHOUSE_CONN_ID,
+        profile_args={"schema": "marts", "role": TRANSFORMER_ROLE, "threads": 4},
     )
 
 
-def cosmos_env() -> dict[str, str]:
-    """Environment for dbt in Cosmos tasks, from ``AIRFLOW_CONN_WAREHOUSE``."""
-    from include import connections
+def cosmos_profile_config():
+    from cosmos import ProfileConfig
 
-    env = dbt_env(connections.warehouse_url())
-    env.pop("DBT_PROJECT_DIR")
-    return env
+    return ProfileConfig(
+        profile_name="betterwork", target_name="warehouse", profile_mapping=cosmos_profile_mapping()
+    )
+
+
+def cosmos_dbt(task_id: str = "dbt", mode: str = DAG_EXECUTION_MODE):
+    """The dbt project as Airflow work (call inside a DAG): a task or a task group.
+
+    ``build``: one task running ``dbt build`` (seeds, models, snapshot, every test). ``local``:
+    one task per model followed by its tests, one per seed and snapshot. ``watcher``: one
+    ``dbt build`` whose nodes are mirrored as sensor tasks. The per-node modes are rendered from
+    the manifest that :func:`parse_manifest` writes, so parsing the DAG never runs dbt (it does
+    once, if the manifest is missing).
+    """
+    from cosmos.constants import InvocationMode
+
+    if mode == "build":
+        from cosmos.operators.local import DbtBuildLocalOperator
+
+        return DbtBuildLocalOperator(
+            task_id=task_id,
+            project_dir=str(DBT_PROJECT_DIR),
+            profile_config=cosmos_profile_config(),
+            # dbt in-process (dbtRunner): the same venv as Airflow, no interpreter start.
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            install_deps=False,
+        )
+
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
+
+    if not MANIFEST.exists():
+        parse_manifest()
+    execution_mode = {"watcher": ExecutionMode.WATCHER, "local": ExecutionMode.LOCAL}[mode]
+    return DbtTaskGroup(
+        group_id=task_id,
+        project_config=ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST),
+        profile_config=cosmos_profile_config(),
+        execution_config=ExecutionConfig(
+            execution_mode=execution_mode, invocation_mode=InvocationMode.DBT_RUNNER
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            # relationships tests need both models built: run them after both, as their own tasks
+            should_detach_multiple_parents_tests=True,
+        ),
+        operator_args={"install_deps": False},
+    )

@@ -1,7 +1,7 @@
 {#- Disclosure control for the research schema (data contract §4; docs/ACCESS.md explains it).
 
-    research_k()                    the threshold k: dbt var `suppression_k` (the pipeline passes
-                                    SUPPRESSION_K), default 5.
+    research_k()                    the threshold k: dbt var `suppression_k`, else the environment's
+                                    SUPPRESSION_K (include/config.py), else 5.
     research_nested_suppression()   primary + complementary suppression of count cells whose factory
                                     sets are nested (the panels of cp_noncompliance_rate).
     research_k_anonymise()          coarsen quasi-identifiers of a one-row-per-factory relation until
@@ -9,9 +9,9 @@
 -#}
 
 {% macro research_k() -%}
-    {%- set k = var('suppression_k', 5) | int -%}
+    {%- set k = var('suppression_k', env_var('SUPPRESSION_K', '5')) | int -%}
     {%- if k < 1 -%}
-        {{ exceptions.raise_compiler_error("suppression_k must be a positive integer, got " ~ var('suppression_k')) }}
+        {{ exceptions.raise_compiler_error("suppression_k must be a positive integer, got " ~ k) }}
     {%- endif -%}
     {{ k }}
 {%- endmacro %}

@@ -27,6 +27,12 @@ grant create on schema stage to loader;
 grant select, insert on all tables in schema raw, quarantine to loader;
 grant select, insert, update on all tables in schema audit to loader;
 grant usage, select on all sequences in schema audit to loader;
+-- Export batches are published by ATTACH PARTITION of the stage table, moved into raw (include.load):
+-- that needs ownership of the partitioned table and CREATE on raw. Readers go through the parent, whose
+-- grants (below) are all they need.
+grant create on schema raw to loader;
+alter table raw.assessment_export_rows owner to loader;
+alter table raw.assessment_export_rows_default owner to loader;
 
 -- transformer: reads what was loaded, and the pseudonym key; owns the schemas dbt builds.
 grant usage on schema raw, audit, private to transformer;

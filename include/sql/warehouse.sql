@@ -64,6 +64,27 @@ create index if not exists validation_results_batch on audit.validation_results 
 -- ---------------------------------------------------------------- raw: assessment exports
 -- Columns exactly as the global system spells them (contract §1), kept as text: raw is what was
 -- received; staging casts.
+--
+-- Partitioned by batch: include.load publishes an export batch by ATTACHing its stage table as the
+-- partition raw.assessment_export_rows_b<batch_id> (no second copy of the rows; see
+-- docs/LOADING.md). Readers (dbt) query the parent and see one table. The DEFAULT partition takes
+-- rows inserted directly (fixtures, manual repairs) and must hold no row of a batch the loader
+-- publishes (ATTACH checks it; an empty default costs nothing). ATTACH needs ownership of the parent:
+-- roles.sql makes `loader` its owner.
+do $$
+declare
+    legacy regclass := to_regclass('raw.assessment_export_rows');
+    top bigint;
+begin
+    -- Migration of a warehouse created before partitioning: the old plain table becomes the
+    -- DEFAULT partition, with a CHECK constraint that lets later ATTACHes skip scanning it.
+    if legacy is not null and (select relkind from pg_class where oid = legacy) = 'r' then
+        alter table raw.assessment_export_rows rename to assessment_export_rows_default;
+        select coalesce(max(_batch_id), 0) into top from raw.assessment_export_rows_default;
+        execute format('alter table raw.assessment_export_rows_default add constraint '
+                       'legacy_batches check (_batch_id <= %s)', top);
+    end if;
+end $$;
 create table if not exists raw.assessment_export_rows (
     "Country"               text,
     "Factory.Assessed.ID"   text,
@@ -81,10 +102,18 @@ create table if not exists raw.assessment_export_rows (
     "TQ.Name"               text,
     _batch_id               bigint not null,
     _source                 text not null,
-    _source_row             bigint not null,
-    _loaded_at              timestamptz not null default now()
-);
-create index if not exists assessment_export_rows_batch on raw.assessment_export_rows (_batch_id);
+    _source_row             bigint not null,  -- record number in the file (header = 1)
+    _loaded_at              timestamptz not null default now()  -- when the batch was staged
+) partition by list (_batch_id);
+do $$
+begin
+    if to_regclass('raw.assessment_export_rows_default') is null then
+        create table raw.assessment_export_rows_default
+            partition of raw.assessment_export_rows default;
+    elsif not exists (select 1 from pg_inherits where inhrelid = 'raw.assessment_export_rows_default'::regclass) then
+        alter table raw.assessment_export_rows attach partition raw.assessment_export_rows_default default;
+    end if;
+end $$;
 
 -- ---------------------------------------------------------------- raw: case management (contract §2)
 -- One row per extracted version of a source row; typed as in the source.
@@ -143,6 +172,32 @@ create table if not exists raw.cm_improvement_items (
     _batch_id bigint not null, _source text not null, _source_row bigint not null,
     _loaded_at timestamptz not null default now()
 );
+
+-- ---------------------------------------------------------------- stage: helpers of the CSV fast path
+-- include.load COPYs a contract-shaped CSV straight into stage.batch_<id>; these find and describe,
+-- in SQL, the rows the Python parser would have quarantined (include.extract_files does the same).
+
+-- A dd/mm/yyyy-shaped value that is no calendar date (31/02/2024, 00/01/2024, 01/13/2024, year 0).
+-- Other shapes are not the parser's business (a GX rule checks the format).
+create or replace function stage.impossible_ddmmyyyy(v text) returns boolean
+language sql immutable strict parallel safe as $$
+    select case
+        when v !~ '^[0-9]{2}/[0-9]{2}/[0-9]{4}$' then false
+        when substr(v, 7, 4)::int < 1 or substr(v, 4, 2)::int not between 1 and 12 then true
+        else substr(v, 1, 2)::int not between 1 and extract(day from
+            make_date(substr(v, 7, 4)::int, substr(v, 4, 2)::int, 1) + interval '1 month' - interval '1 day')::int
+    end
+$$;
+
+-- The fields as one CSV record (for a quarantined row's raw text): a field holding a comma, a quote
+-- or a line break is quoted, quotes doubled; null is empty. Same rule as extract_files.csv_record.
+create or replace function stage.csv_record(fields text[]) returns text
+language sql immutable parallel safe as $$
+    select string_agg(
+        case when f ~ '[",\r\n]' then '"' || replace(f, '"', '""') || '"' else coalesce(f, '') end,
+        ',' order by i)
+    from unnest(fields) with ordinality as t(f, i)
+$$;
 
 -- ---------------------------------------------------------------- quarantine
 create table if not exists quarantine.rejected_rows (

@@ -54,8 +54,8 @@ ranked as (
     select
         flagged.*,
         row_number() over (
-            partition by factory_id, cycle
-            order by start_date desc nulls last, assessment_id desc
+            partition by flagged.factory_id, flagged.cycle
+            order by flagged.start_date desc nulls last, flagged.assessment_id desc
         ) as cycle_rank
     from flagged
 )

@@ -11,7 +11,7 @@ counted as (
     select distinct
         factory_id,
         cycle
-    from {{ ref('int_assessments') }}
+    from {{ ref('fct_assessment') }}
     where is_counted
 ),
 
@@ -53,7 +53,7 @@ select
     factory_points.compliance_point,
     count(*)::int as factories_assessed,
     (count(*) filter (where factory_points.is_noncompliant))::int as factories_noncompliant,
-    (count(*) filter (where factory_points.is_noncompliant))::numeric / count(*) as noncompliance_rate
+    (count(*) filter (where factory_points.is_noncompliant))::double precision / count(*) as noncompliance_rate
 from members
 inner join factory_points
     on

@@ -30,7 +30,7 @@ select
     registry.exited_on,
     registry.workers_total,
     registry.workers_female,
-    registry.workers_female::numeric / nullif(registry.workers_total, 0) as female_worker_share,
+    registry.workers_female::double precision / nullif(registry.workers_total, 0) as female_worker_share,
     coalesce(brand_counts.brand_count, 0)::int as brand_count,
     registry.factory_id is not null as in_registry,
     coalesce(registry.is_deleted, false) as is_deleted,

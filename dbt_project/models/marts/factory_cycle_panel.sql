@@ -3,7 +3,8 @@
 -- everything earlier) up to and including this assessment's start date.
 with
 
-assessments as (
+-- materialized: referenced three times; re-planning the window per join was the slow part
+assessments as materialized (
     select
         assessment_id,
         factory_id,
@@ -12,7 +13,7 @@ assessments as (
         ncq_assessed,
         ncq_noncompliant,
         lag(start_date) over (partition by factory_id order by cycle) as previous_start_date
-    from {{ ref('int_assessments') }}
+    from {{ ref('fct_assessment') }}
     where is_counted
 ),
 
@@ -37,10 +38,10 @@ visits as (
     inner join {{ ref('fct_advisory_visit') }} as advisory_visits
         on
             assessments.factory_id = advisory_visits.factory_id
-            and advisory_visits.visit_date <= assessments.start_date
+            and assessments.start_date >= advisory_visits.visit_date
             and (
                 assessments.previous_start_date is null
-                or advisory_visits.visit_date > assessments.previous_start_date
+                or assessments.previous_start_date < advisory_visits.visit_date
             )
     group by assessments.assessment_id
 ),
@@ -56,10 +57,10 @@ training as (
     inner join {{ ref('int_counted_participations') }} as participations
         on
             assessments.factory_id = participations.factory_id
-            and participations.starts_on <= assessments.start_date
+            and assessments.start_date >= participations.starts_on
             and (
                 assessments.previous_start_date is null
-                or participations.starts_on > assessments.previous_start_date
+                or assessments.previous_start_date < participations.starts_on
             )
     group by assessments.assessment_id
 )
@@ -75,7 +76,7 @@ select
     )::int as months_since_enrolment,
     coalesce(points.cps_assessed, 0)::int as cps_assessed,
     coalesce(points.cps_noncompliant, 0)::int as cps_noncompliant,
-    points.cps_noncompliant::numeric / nullif(points.cps_assessed, 0) as cp_noncompliance_rate,
+    points.cps_noncompliant::double precision / nullif(points.cps_assessed, 0) as cp_noncompliance_rate,
     assessments.ncq_assessed::int as ncq_assessed,
     assessments.ncq_noncompliant::int as ncq_noncompliant,
     coalesce(visits.advisory_visits, 0)::int as advisory_visits_since_previous,

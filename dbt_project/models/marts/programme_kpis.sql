@@ -9,7 +9,7 @@ factories as (
 ),
 
 assessments as (
-    select * from {{ ref('int_assessments') }}
+    select * from {{ ref('fct_assessment') }}
     where is_counted
 ),
 
@@ -28,11 +28,11 @@ participations as (
 event_years as (
     select extract(year from enrolled_on)::int as event_year from factories
     union
-    select extract(year from start_date)::int from assessments
+    select extract(year from start_date)::int as event_year from assessments
     union
-    select extract(year from visit_date)::int from visits
+    select extract(year from visit_date)::int as event_year from visits
     union
-    select extract(year from starts_on)::int from sessions
+    select extract(year from starts_on)::int as event_year from sessions
 ),
 
 periods as (
@@ -42,9 +42,9 @@ periods as (
         null::date as period_end
     union all
     select
-        year_number::text,
-        make_date(year_number, 1, 1),
-        make_date(year_number, 12, 31)
+        year_number::text as period,
+        make_date(year_number, 1, 1) as period_start,
+        make_date(year_number, 12, 31) as period_end
     from generate_series(
         (select min(event_year) from event_years),
         (select max(event_year) from event_years)
@@ -58,11 +58,11 @@ engaged as (
     from periods
     left join factories
         on
-            (periods.period_end is null or factories.enrolled_on <= periods.period_end)
+            (periods.period_end is null or periods.period_end >= factories.enrolled_on)
             and (
                 periods.period_start is null
                 or factories.exited_on is null
-                or factories.exited_on >= periods.period_start
+                or periods.period_start <= factories.exited_on
             )
     group by periods.period
 ),
@@ -123,7 +123,7 @@ select
     session_counts.training_sessions::int as training_sessions,
     participation_counts.training_participants::int as training_participants,
     participation_counts.training_participations::int as training_participations,
-    participation_counts.female_participants::numeric
+    participation_counts.female_participants::double precision
     / nullif(participation_counts.training_participants, 0) as female_participant_share
 from periods
 inner join engaged on periods.period = engaged.period

@@ -2,7 +2,11 @@
 with
 
 latest as (
-    {{ latest_version(source('raw', 'cm_courses'), 'course_code', '_batch_id desc, _source_row desc') }}
+    {{ latest_version(
+        source('raw', 'cm_courses'),
+        'course_code',
+        '_batch_id desc, _source_row desc'
+    ) }}
 )
 
 select

@@ -2,7 +2,11 @@
 with
 
 latest as (
-    {{ latest_version(source('raw', 'cm_improvement_items'), 'item_id', 'updated_at desc nulls last, _batch_id desc, _source_row desc') }}
+    {{ latest_version(
+        source('raw', 'cm_improvement_items'),
+        'item_id',
+        'updated_at desc nulls last, _batch_id desc, _source_row desc'
+    ) }}
 )
 
 select

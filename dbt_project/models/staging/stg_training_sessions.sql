@@ -2,7 +2,11 @@
 with
 
 latest as (
-    {{ latest_version(source('raw', 'cm_training_sessions'), 'session_id', 'updated_at desc nulls last, _batch_id desc, _source_row desc') }}
+    {{ latest_version(
+        source('raw', 'cm_training_sessions'),
+        'session_id',
+        'updated_at desc nulls last, _batch_id desc, _source_row desc'
+    ) }}
 )
 
 select

@@ -1,0 +1,54 @@
+"""
+### Extract assessment exports
+
+Every hour, loads the assessment export files (CSV or XLSX) that landed in
+`$LANDING_DIR/assessments/` and were not loaded before (a file is known by its content checksum,
+so a renamed copy loads nothing). Each file is one batch: parsed as a stream, staged with `COPY`,
+validated with the Great Expectations suite `expectations/assessment_export_rows.json`, then
+published to `raw.assessment_export_rows` in one transaction (rows that cannot be parsed go to
+`quarantine.rejected_rows`). The task fails, after loading every good file, if a file was rejected
+or a batch quarantined: see `audit.load_batches` and `audit.validation_results`.
+
+Produces the asset `raw.assessment_export_rows`, which triggers the transform DAG.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from include.assets import RAW_ASSESSMENT_EXPORT_ROWS
+
+
+@dag(
+    dag_id="extract_assessments",
+    schedule="@hourly",
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args={"owner": "betterwork-data", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["extract", "assessments", "raw"],
+)
+def extract_assessments():
+    @task(outlets=[RAW_ASSESSMENT_EXPORT_ROWS])
+    def load_exports() -> dict:
+        """Bootstrap the warehouse (idempotent) and load the new export files."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include import connections, load, warehouse
+        from include.config import settings
+
+        url = connections.warehouse_url()
+        warehouse.bootstrap(url)
+        try:
+            return load.load_assessment_exports(url, settings().landing_dir)
+        except load.LoadFailed as err:
+            # Bad input does not get better on retry: fail now, the good files are loaded.
+            raise AirflowFailException(str(err)) from err
+
+    load_exports()
+
+
+extract_assessments()

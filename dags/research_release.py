@@ -1,0 +1,49 @@
+"""
+### research_release
+
+Runs whenever the `transform` DAG has rebuilt the marts (Asset `marts`): publishes the `research`
+schema as a versioned release folder in `RELEASE_DIR` (default `data/releases/`) for academic
+partners: every research table as Parquet and CSV, a data dictionary, a codebook, a README with
+the counting and suppression rules, and a `MANIFEST.sha256`.
+
+The release reads as database role `researcher`, so it holds exactly what researchers may see.
+Its folder is `<date>-<content hash>`: when the data did not change, the existing release is found
+and nothing is written. Code: `include/release.py`; roles and rules: `docs/ACCESS.md`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+from include.assets import MARTS
+
+
+@dag(
+    dag_id="research_release",
+    schedule=[MARTS],
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    doc_md=__doc__,
+    default_args={"owner": "betterwork-data", "retries": 2},
+    tags=["research", "release"],
+)
+def research_release():
+    @task
+    def publish_release() -> dict:
+        """Write the release (or find the identical one); return where it is, for the logs and XCom."""
+        from include import connections, release
+
+        result = release.publish(connections.warehouse_url())
+        return {
+            "path": str(result.path),
+            "version": result.version,
+            "created": result.created,
+            "rows": result.tables,
+        }
+
+    publish_release()
+
+
+research_release()

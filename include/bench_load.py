@@ -1,0 +1,267 @@
+"""``make bench-load``: the export loader against a bare ``COPY`` (the ceiling) and ``DataFrame.to_sql``.
+
+The same export rows (demo sources at scale 10 by default, from :func:`include.demo.generate`, or
+synthetic exports where the generator is unavailable) are loaded three ways, each in a fresh
+subprocess into a throwaway database on the warehouse server:
+
+- ``loader``: :func:`include.load.load_assessment_exports` (parse, stage, GX validation, publish);
+- ``copy``: one ``COPY … FROM STDIN (FORMAT csv, HEADER)`` of each file's bytes into a plain table;
+- ``to_sql``: ``pandas.read_csv`` in chunks then ``DataFrame.to_sql(method="multi")`` (common practice).
+
+Peak memory is the child's ``ru_maxrss``. The loader's figures are given twice: the load in a warm
+process (GX already imported, as in a long-lived worker) and the total including GX's one-off
+start-up (import and context), which a fresh task process pays once. Validation time is reported
+per million rows and as a share of the warm extract-validate-load time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from include import db
+from include.benchmark import machine, peak_rss_mib
+from include.config import PROJECT_DIR, settings
+
+CHILD = "import sys, json; from include.bench_load import _child; print(json.dumps(_child(*sys.argv[1:])))"
+
+
+def _child(mode: str, url: str, landing: str) -> dict:
+    """Runs in a fresh interpreter: one loading method, timed, with this process's peak memory."""
+    folder = Path(landing) / "assessments"
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv")
+    started = time.perf_counter()
+    if mode == "loader":
+        from include import load, warehouse
+
+        warehouse.bootstrap(url)
+        started = time.perf_counter()
+        summary = load.load_assessment_exports(url, Path(landing))
+        result = {
+            "rows": summary["rows_loaded"] + summary["rows_quarantined"],
+            "seconds": time.perf_counter() - started,
+            "steps": summary["seconds"],
+        }
+    elif mode == "copy":
+        with db.connect(url) as conn:
+            cols = ", ".join(f'"c{i}" text' for i in range(14))
+            conn.execute(f"create table bench_copy ({cols})")
+            conn.commit()
+            started = time.perf_counter()
+            rows = 0
+            with conn.cursor() as cur:
+                for path in files:
+                    with (
+                        cur.copy("copy bench_copy from stdin (format csv, header true)") as copy,
+                        path.open("rb") as f,
+                    ):
+                        while block := f.read(1 << 20):
+                            copy.write(block)
+                    rows += cur.rowcount
+            conn.commit()
+        result = {"rows": rows, "seconds": time.perf_counter() - started}
+    elif mode == "to_sql":
+        import pandas as pd
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(db.sqlalchemy_url(url))
+        rows = 0
+        for path in files:
+            for frame in pd.read_csv(
+                path, dtype=str, encoding="utf-8-sig", keep_default_na=False, chunksize=50_000
+            ):
+                frame.to_sql(
+                    "bench_to_sql", engine, if_exists="append", index=False, method="multi", chunksize=2_000
+                )
+                rows += len(frame)
+        engine.dispose()
+        result = {"rows": rows, "seconds": time.perf_counter() - started}
+    else:
+        raise ValueError(mode)
+    return {**result, "peak_mib": peak_rss_mib()}
+
+
+def _measure(mode: str, url: str, landing: Path, docs: Path) -> dict:
+    """One method in a fresh interpreter (so that its peak memory and GX start-up are its own)."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "DOCS_DIR": str(docs)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, url, str(landing)],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"bench {mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def synthetic_exports(landing: Path, rows: int, files: int = 5, seed: int = 2025) -> None:
+    """Export-shaped CSVs (BOM, CRLF) when the demo generator is not available."""
+    from include.extract_files import CONTRACT_COLUMNS
+
+    rng = random.Random(seed)
+    folder = landing / "assessments"
+    folder.mkdir(parents=True, exist_ok=True)
+    clusters = [
+        ("Working Time", "Overtime"),
+        ("Compensation", "Overtime Wages"),
+        ("Child Labour", "Child Labourers"),
+        ("Occupational Safety and Health", "Worker Protection"),
+    ]
+    per_file, quest = rows // files, 0
+    for f in range(files):
+        with (folder / f"synthetic_{f}.csv").open("w", newline="", encoding="utf-8-sig") as out:
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(CONTRACT_COLUMNS)
+            for i in range(per_file):
+                if i % 200 == 0:
+                    quest += 1
+                    factory = rng.randrange(1, 500)
+                    date = f"{rng.randrange(1, 28):02d}/{rng.randrange(1, 13):02d}/{2015 + f}"
+                cluster, cp = clusters[i % 4]
+                writer.writerow(
+                    [
+                        "Pakistan",
+                        factory,
+                        f"Factory {factory}",
+                        quest,
+                        date,
+                        f + 1,
+                        "NCQ",
+                        i % 200,
+                        f"Question {i % 200} about {cp}",
+                        cp,
+                        cluster,
+                        rng.choice(["0", "1", ""]),
+                        "",
+                        "Garment CAT",
+                    ]
+                )
+
+
+def prepare_sources(workdir: Path, scale: int) -> tuple[Path, str]:
+    landing = workdir / "landing"
+    if (landing / "assessments").is_dir() and any((landing / "assessments").iterdir()):
+        return landing, "reused"
+    try:
+        from include.demo import generate
+    except ImportError:
+        generate = None
+    if generate is not None:
+        ops = db.with_database(_server(), f"bwbench_ops_{uuid.uuid4().hex[:8]}")
+        db.ensure_database(ops)
+        generate(landing, ops, scale=scale)
+        db.drop_database(ops)
+        # Bare COPY reads CSV only: every method loads the same CSV files.
+        aside = workdir / "not_benchmarked"
+        aside.mkdir(exist_ok=True)
+        for path in (landing / "assessments").iterdir():
+            if path.suffix.lower() != ".csv":
+                path.rename(aside / path.name)
+        return landing, f"demo generator, scale {scale} (CSV exports)"
+    synthetic_exports(landing, rows=scale * 100_000)
+    return landing, f"synthetic exports, {scale * 100_000} rows (demo generator unavailable)"
+
+
+def _server() -> str:
+    from include import warehouse
+
+    return db.with_database(warehouse.resolve().url, "postgres")
+
+
+def report(results: dict) -> list[str]:
+    """The benchmark's table and derived figures, as printed and as pasted into docs/LOADING.md."""
+    lines = ["| method | rows | seconds | rows/s | peak MiB |", "|---|---:|---:|---:|---:|"]
+    loader = results.get("loader")
+    if loader:
+        startup = loader["steps"].get("validate_startup", 0.0)
+        loader["warm_seconds"] = loader["seconds"] - startup
+        lines.append(
+            f"| loader, warm process | {loader['rows']:,} | {loader['warm_seconds']:.2f} | "
+            f"{loader['rows'] / loader['warm_seconds']:,.0f} | |"
+        )
+        lines.append(
+            f"| loader, fresh process (+{startup:.1f} s GX start-up) | {loader['rows']:,} | "
+            f"{loader['seconds']:.2f} | {loader['rows'] / loader['seconds']:,.0f} | "
+            f"{loader['peak_mib']:.0f} |"
+        )
+    for mode, label in (("copy", "bare COPY (ceiling)"), ("to_sql", "pandas to_sql (multi)")):
+        if mode in results:
+            r = results[mode]
+            lines.append(
+                f"| {label} | {r['rows']:,} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} | "
+                f"{r['peak_mib']:.0f} |"
+            )
+    if loader:
+        steps = loader["steps"]
+        validate_s = steps.get("validate", 0.0)
+        lines.append("")
+        lines.append(
+            "loader phases (s): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+            + f"; GX start-up {steps.get('validate_startup', 0.0):.2f} s once per process"
+        )
+        lines.append(
+            f"validation: {validate_s / loader['rows'] * 1e6:.2f} s per million export rows, "
+            f"{validate_s / loader['warm_seconds']:.0%} of the warm extract-validate-load time "
+            "(target: at most half)"
+        )
+        rate, warm = loader["rows"] / loader["seconds"], loader["rows"] / loader["warm_seconds"]
+        if "copy" in results:
+            ceiling = results["copy"]["rows"] / results["copy"]["seconds"]
+            lines.append(
+                f"loader / bare COPY: {warm / ceiling:.0%} warm, {rate / ceiling:.0%} with start-up "
+                "(target >= 60%)"
+            )
+        if "to_sql" in results:
+            base = results["to_sql"]["rows"] / results["to_sql"]["seconds"]
+            lines.append(
+                f"loader / to_sql: {warm / base:.1f}x warm, {rate / base:.1f}x with start-up (target >= 5x)"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-load", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: data/bench/scale_<n>")
+    parser.add_argument("--only", choices=["loader", "copy", "to_sql"], action="append")
+    parser.add_argument(
+        "--cleanup", action="store_true", help="delete the generated sources afterwards (large scales)"
+    )
+    args = parser.parse_args(argv)
+    workdir = args.workdir or settings().landing_dir.parent / "bench" / f"scale_{args.scale}"
+    landing, origin = prepare_sources(workdir, args.scale)
+    size = sum(p.stat().st_size for p in (landing / "assessments").iterdir())
+    print(f"sources: {origin}; {size / 2**20:.1f} MiB of exports in {landing / 'assessments'}")
+    print(f"machine: {machine()}")
+    results = {}
+    try:
+        for mode in args.only or ["loader", "copy", "to_sql"]:
+            url = db.with_database(_server(), f"bwbench_{mode}_{uuid.uuid4().hex[:8]}")
+            db.ensure_database(url)
+            try:
+                results[mode] = _measure(mode, url, landing, workdir / f"docs_{mode}")
+            finally:
+                db.drop_database(url)
+                shutil.rmtree(workdir / f"docs_{mode}", ignore_errors=True)
+            print(f"  {mode} done", flush=True)
+    finally:
+        if args.cleanup:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(report(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""Incremental extraction of the case-management tables (data contract §2) into a stage table.
+
+Each table is read on its *change time*: ``updated_at``, or ``greatest(updated_at, deleted_at)``
+where the table has ``deleted_at`` (so a soft deletion that forgot to touch ``updated_at`` still
+arrives). The watermark is the greatest change time loaded, kept in ``audit.watermarks`` and moved
+only by the transaction that publishes the batch (:mod:`include.load`).
+
+Rows committed late, i.e. stamped with a change time older than a watermark that was already
+taken, are caught by re-reading a look-back window (``EXTRACT_LOOKBACK_MINUTES``, default 10)
+below the watermark; row versions that raw already holds (same key and same content, change time
+included) are dropped from the stage table, so nothing is loaded twice. Rows whose change time is
+null are re-read every time and loaded only when their content changed. ``courses`` has no
+``updated_at``: it is read whole each time and only rows that differ from their latest raw version
+are loaded.
+
+Rows move from the source to the stage table as PostgreSQL's own ``COPY`` text stream, block by
+block: memory stays bounded and no value is re-encoded in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from include import db
+from include.config import settings
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    table: str
+    key: tuple[str, ...]
+    columns: list[str]
+
+    @property
+    def source_object(self) -> str:
+        return f"public.{self.table}"
+
+    @property
+    def raw_table(self) -> str:
+        return f"raw.cm_{self.table}"
+
+    @property
+    def entity(self) -> str:
+        """Name of the GX suite (``expectations/<entity>.json``)."""
+        return f"cm_{self.table}"
+
+    @property
+    def change_columns(self) -> list[str]:
+        return [c for c in ("updated_at", "deleted_at") if c in self.columns]
+
+
+class SourceRejected(Exception):
+    """The source table cannot be extracted as the contract says (missing, or lacking columns)."""
+
+
+_TABLES = {
+    "factories": (
+        ("factory_id",),
+        "factory_id name os_id address city province sector enrolled_on exited_on "
+        "exit_reason workers_total workers_female updated_at deleted_at",
+    ),
+    "brands": (("brand_id",), "brand_id name updated_at"),
+    "factory_brands": (("factory_id", "brand_id", "since"), "factory_id brand_id since until updated_at"),
+    "advisory_visits": (
+        ("visit_id",),
+        "visit_id factory_id visit_date phase mode advisor_code topics updated_at deleted_at",
+    ),
+    "courses": (("course_code",), "course_code title days"),
+    "training_sessions": (
+        ("session_id",),
+        "session_id course_code factory_id city starts_on ends_on trainer_code updated_at deleted_at",
+    ),
+    "training_participants": (
+        ("participant_id",),
+        "participant_id session_id person_ref full_name cnic phone "
+        "gender role factory_id attended pre_score post_score updated_at deleted_at",
+    ),
+    "picc_meetings": (
+        ("meeting_id",),
+        "meeting_id factory_id held_on workers_present managers_present women_present updated_at",
+    ),
+    "improvement_items": (
+        ("item_id",),
+        "item_id factory_id cycle compliance_point status raised_on due_on closed_on updated_at",
+    ),
+}
+
+
+def spec(table: str) -> TableSpec:
+    """The contract's columns and key of one case-management table (same order as its raw table)."""
+    if table not in _TABLES:
+        raise ValueError(f"unknown case-management table {table!r}; known: {', '.join(_TABLES)}")
+    key, columns = _TABLES[table]
+    return TableSpec(table, key, columns.split())
+
+
+@dataclass
+class Extracted:
+    rows: int  # new row versions staged
+    skipped: int  # versions re-read in the look-back window that raw already holds
+    watermark_to: dt.datetime | None
+
+
+def current_watermark(conn: psycopg.Connection, table: TableSpec) -> dt.datetime | None:
+    row = conn.execute(
+        "select watermark from audit.watermarks where source_object = %s", (table.source_object,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def window_start(watermark: dt.datetime | None) -> dt.datetime | None:
+    """Exclusive lower bound of the next extract: the watermark minus the look-back window."""
+    if watermark is None:
+        return None
+    return watermark - dt.timedelta(minutes=settings().extract_lookback_minutes)
+
+
+def move_watermark(
+    conn: psycopg.Connection, table: TableSpec, watermark: dt.datetime | None, batch_id: int
+) -> None:
+    """Store the new watermark (inside the publishing transaction; never moves backwards)."""
+    if watermark is None:
+        return
+    conn.execute(
+        """
+        insert into audit.watermarks (source_object, watermark, batch_id) values (%s, %s, %s)
+        on conflict (source_object) do update
+            set watermark = greatest(audit.watermarks.watermark, excluded.watermark),
+                batch_id = excluded.batch_id, moved_at = now()
+        """,
+        (table.source_object, watermark, batch_id),
+    )
+
+
+def _change_expr(table: TableSpec, alias: str = "") -> sql.Composable | None:
+    cols = [sql.Identifier(*([alias] if alias else []), c) for c in table.change_columns]
+    if not cols:
+        return None
+    return cols[0] if len(cols) == 1 else sql.SQL("greatest({})").format(sql.SQL(", ").join(cols))
+
+
+def _check_source(ops: psycopg.Connection, table: TableSpec) -> None:
+    present = {
+        r[0]
+        for r in ops.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'public' and table_name = %s",
+            (table.table,),
+        )
+    }
+    if not present:
+        raise SourceRejected(f"{table.source_object}: table not found in the case-management database")
+    missing = [c for c in table.columns if c not in present]
+    if missing:
+        raise SourceRejected(f"{table.source_object}: lacks contract columns {', '.join(missing)}")
+
+
+def stage(
+    conn: psycopg.Connection, ops_url: str, table: TableSpec, batch_id: int, window_from: dt.datetime | None
+) -> Extracted:
+    """Copy the changed rows into ``stage.batch_<id>`` and drop versions raw already has (not committed)."""
+    stage_table = sql.Identifier("stage", f"batch_{batch_id}")
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.columns))
+    change = _change_expr(table)
+    order = sql.SQL(", ").join([*([change] if change else []), *map(sql.Identifier, table.key)])
+    where = sql.SQL("")
+    if change is not None and window_from is not None:
+        where = sql.SQL(" where {change} is null or {change} > {since}").format(
+            change=change, since=sql.Literal(window_from)
+        )
+    query = sql.SQL("copy (select row_number() over (order by {}), {} from {}{}) to stdout").format(
+        order, cols, sql.Identifier("public", table.table), where
+    )
+    conn.execute(
+        sql.SQL(
+            "create unlogged table {} as select 0::bigint as _source_row, {} from {} with no data"
+        ).format(stage_table, cols, sql.SQL(table.raw_table))
+    )
+    with db.connect(ops_url) as ops:
+        _check_source(ops, table)
+        ops.commit()
+        # One read-only snapshot for the whole extract.
+        ops.execute("set transaction isolation level repeatable read, read only")
+        with (
+            ops.cursor().copy(query) as out,
+            conn.cursor().copy(
+                sql.SQL("copy {} (_source_row, {}) from stdin").format(stage_table, cols)
+            ) as into,
+        ):
+            for block in out:
+                into.write(block)
+    watermark_to = None
+    if change is not None:
+        watermark_to = conn.execute(sql.SQL("select max({}) from {}").format(change, stage_table)).fetchone()[
+            0
+        ]
+        if window_from is not None:
+            # The window re-reads below the old watermark: never report less than it.
+            previous = window_from + dt.timedelta(minutes=settings().extract_lookback_minutes)
+            watermark_to = max(watermark_to, previous) if watermark_to else previous
+    skipped = _drop_known_versions(conn, table, stage_table)
+    rows = conn.execute(sql.SQL("select count(*) from {}").format(stage_table)).fetchone()[0]
+    return Extracted(rows, skipped, watermark_to)
+
+
+def _drop_known_versions(conn: psycopg.Connection, table: TableSpec, stage_table: sql.Identifier) -> int:
+    """Delete staged rows whose exact version (key and every column) raw already holds."""
+    key_match = sql.SQL(" and ").join(sql.SQL("r.{c} = s.{c}").format(c=sql.Identifier(c)) for c in table.key)
+    same = sql.SQL("({}) is not distinct from ({})").format(
+        sql.SQL(", ").join(sql.Identifier("r", c) for c in table.columns),
+        sql.SQL(", ").join(sql.Identifier("s", c) for c in table.columns),
+    )
+    keys = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    if table.change_columns:
+        known = sql.SQL(table.raw_table)
+    else:
+        # No change time: compare with the latest version only (a value may change back).
+        known = sql.SQL(
+            "(select distinct on ({keys}) * from {raw} order by {keys}, _batch_id desc, _source_row desc)"
+        ).format(keys=keys, raw=sql.SQL(table.raw_table))
+    return conn.execute(
+        sql.SQL("delete from {} as s where exists (select 1 from {} as r where {} and {})").format(
+            stage_table, known, key_match, same
+        )
+    ).rowcount

@@ -1,0 +1,558 @@
+"""Batches: stage with ``COPY``, validate, publish to ``raw`` and ``audit`` in one transaction.
+
+A batch's life (docs/INTERNALS.md):
+
+1. ``audit.load_batches`` row with ``status = 'staging'``, committed (the batch id is known);
+2. rows ``COPY``-ed into ``stage.batch_<id>`` (rows that cannot be parsed into
+   ``stage.batch_<id>_rejects``), committed so that GX's own connection sees them. An export CSV
+   whose header is exactly the contract's goes to ``COPY`` as raw bytes (PostgreSQL parses it); if
+   ``COPY`` refuses it, that attempt is rolled back and the file is parsed row by row in Python;
+3. the entity's suite runs on the stage table (:mod:`include.validate`);
+4. one transaction: no critical failure → the batch goes to raw, rejects into quarantine, batch
+   ``loaded`` (and, for case management, the watermark moves); a critical failure → every row into
+   quarantine, batch ``quarantined``. The stage tables are then dropped. An export batch goes to
+   raw without a second copy: its stage table becomes a partition of ``raw.assessment_export_rows``
+   (``ATTACH PARTITION``); case-management batches (small) are ``insert … select``-ed.
+
+A crash before step 4 commits leaves raw untouched: the next run (holding the same advisory lock,
+so nothing else can be working on those batches) drops the stale stage tables and marks their
+batches ``abandoned``. Every batch satisfies rows read = rows loaded + rows quarantined.
+
+The two task entry points load everything they can, then raise :class:`LoadFailed` naming every
+rejected or quarantined batch, so that the Airflow task ends failed and someone looks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from include import db, extract_files, extract_ops
+
+log = logging.getLogger(__name__)
+
+EXPORTS_SOURCE = "assessment_exports"
+CM_SOURCE = "case_management"
+EXPORT_TABLE = "raw.assessment_export_rows"
+EXPORT_ENTITY = "assessment_export_rows"
+SEEN_STATUSES = ("loaded", "quarantined", "rejected")  # a file's content is processed once
+
+
+class LoadFailed(Exception):
+    """Some batches were rejected or quarantined (the good ones are loaded): someone must look."""
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    source_object: str
+    status: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    message: str = ""
+    failed_rules: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- batch plumbing
+
+
+@contextmanager
+def _loader_session(url: str, lock_key: str) -> Iterator[psycopg.Connection]:
+    """A ``loader`` connection holding the advisory lock of one source object for its lifetime.
+
+    The lock makes one loader at a time per object (a second one waits), and tells a run that any
+    batch of that object still ``staging`` belongs to a process that died.
+    """
+    conn = db.connect(url, role="loader")
+    try:
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (f"betterwork.load:{lock_key}",))
+        conn.commit()
+        yield conn
+    finally:
+        conn.close()  # ends the session, so the lock goes with it
+
+
+def _abandon_stale(conn: psycopg.Connection, source: str, source_object: str | None) -> list[int]:
+    """Mark batches left ``staging`` by a crashed run ``abandoned`` and drop their stage tables."""
+    rows = conn.execute(
+        """
+        select batch_id from audit.load_batches
+        where status = 'staging' and source = %s and (%s::text is null or source_object = %s)
+        """,
+        (source, source_object, source_object),
+    ).fetchall()
+    for (batch_id,) in rows:
+        _drop_stage(conn, batch_id)
+        conn.execute(
+            """
+            update audit.load_batches set status = 'abandoned', finished_at = clock_timestamp(),
+                message = 'the run that staged this batch ended before publishing it; nothing reached raw'
+            where batch_id = %s
+            """,
+            (batch_id,),
+        )
+    conn.commit()
+    if rows:
+        log.warning("abandoned stale batches %s", [r[0] for r in rows])
+    return [r[0] for r in rows]
+
+
+def _stage_name(batch_id: int, suffix: str = "") -> sql.Composed:
+    return sql.Identifier("stage", f"batch_{batch_id}{suffix}")
+
+
+def _drop_stage(conn: psycopg.Connection, batch_id: int) -> None:
+    conn.execute(
+        sql.SQL("drop table if exists {}, {}").format(
+            _stage_name(batch_id), _stage_name(batch_id, "_rejects")
+        )
+    )
+
+
+def _open_batch(conn: psycopg.Connection, source: str, source_object: str, **extra) -> int:
+    cols = ["source", "source_object", "status", *extra]
+    (batch_id,) = conn.execute(
+        sql.SQL("insert into audit.load_batches ({}) values ({}) returning batch_id").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(cols))
+        ),
+        (source, source_object, "staging", *extra.values()),
+    ).fetchone()
+    conn.commit()
+    return batch_id
+
+
+def _create_rejects_table(conn: psycopg.Connection, batch_id: int) -> None:
+    conn.execute(
+        sql.SQL("create unlogged table {} (source_row bigint, raw_text text, reason text not null)").format(
+            _stage_name(batch_id, "_rejects")
+        )
+    )
+
+
+def _reject_whole(conn: psycopg.Connection, batch_id: int, source_object: str, reason: str) -> BatchResult:
+    """A file or table that cannot be read at all: recorded in audit and quarantine, nothing staged."""
+    conn.rollback()
+    _drop_stage(conn, batch_id)
+    conn.execute(
+        "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason) "
+        "values (%s, %s, null, null, %s)",
+        (batch_id, source_object, f"whole source rejected: {reason}"),
+    )
+    conn.execute(
+        """
+        update audit.load_batches set status = 'rejected', message = %s, finished_at = clock_timestamp()
+        where batch_id = %s
+        """,
+        (reason, batch_id),
+    )
+    conn.commit()
+    log.error("batch %s (%s) rejected: %s", batch_id, source_object, reason)
+    return BatchResult(batch_id, source_object, "rejected", message=reason)
+
+
+def _publish(
+    conn: psycopg.Connection,
+    *,
+    batch_id: int,
+    source_object: str,
+    raw_table: str,
+    columns: list[str],
+    outcome,
+    message: str,
+    attach: bool = False,
+    before_commit=None,
+) -> BatchResult:
+    """Step 4: one transaction moves the staged batch to raw (or all of it to quarantine).
+
+    ``attach``: the stage table already has raw's shape and lineage columns; it becomes the raw
+    partition ``<raw_table>_b<id>`` instead of being copied.
+    """
+    started = time.perf_counter()
+    stage, rejects = _stage_name(batch_id), _stage_name(batch_id, "_rejects")
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    params = {"batch": batch_id, "source": source_object}
+    staged = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()[0]
+    unparsable = conn.execute(
+        sql.SQL(
+            "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason) "
+            "select %(batch)s, %(source)s, source_row, raw_text, reason from {}"
+        ).format(rejects),
+        params,
+    ).rowcount
+    quarantined = unparsable
+    failed = outcome.failed_critical if outcome else []
+    if failed:
+        reason = "critical expectations failed: " + ", ".join(failed)
+        quarantined += conn.execute(
+            sql.SQL(
+                "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason) "
+                "select %(batch)s, %(source)s, s._source_row, "
+                "(to_jsonb(s) - '_source_row' - '_batch_id' - '_source' - '_loaded_at')::text, "
+                "%(reason)s from {} as s"
+            ).format(stage),
+            {**params, "reason": reason},
+        ).rowcount
+        status, loaded, message = "quarantined", 0, f"{reason}. {message}".strip()
+    else:
+        if attach:
+            _attach(conn, batch_id, raw_table)
+            loaded = staged
+        else:
+            loaded = conn.execute(
+                sql.SQL(
+                    "insert into {} ({}, _batch_id, _source, _source_row) "
+                    "select {}, %(batch)s, %(source)s, _source_row from {}"
+                ).format(sql.SQL(raw_table), cols, cols, stage),
+                params,
+            ).rowcount
+        status = "loaded"
+        if before_commit:
+            before_commit(conn)
+    if outcome and outcome.failed_warnings:
+        message = f"{message} warnings: {', '.join(outcome.failed_warnings)}".strip()
+    conn.execute(
+        """
+        update audit.load_batches set status = %s, rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+            message = nullif(%s, ''), finished_at = clock_timestamp()
+        where batch_id = %s
+        """,
+        (status, staged + unparsable, loaded, quarantined, message, batch_id),
+    )
+    _drop_stage(conn, batch_id)
+    conn.commit()
+    result = BatchResult(
+        batch_id, source_object, status, staged + unparsable, loaded, quarantined, message, failed
+    )
+    result.seconds["publish"] = time.perf_counter() - started
+    if failed:
+        log.error("batch %s (%s) quarantined: %s", batch_id, source_object, ", ".join(failed))
+    return result
+
+
+def _attach(conn: psycopg.Connection, batch_id: int, raw_table: str) -> None:
+    """Make ``stage.batch_<id>`` the partition ``<raw_table>_b<id>`` (inside the publish transaction).
+
+    Catalogue changes only: the stage table's ``CHECK (_batch_id = <id>)`` spares ATTACH its scan.
+    The stage-only defaults go first (the sequence numbering the rows is dropped with them).
+    """
+    schema, table = raw_table.split(".")
+    partition = f"{table}_b{batch_id}"
+    stage = _stage_name(batch_id)
+    conn.execute(
+        sql.SQL(
+            "alter table {} alter column _batch_id drop default, alter column _source drop default, "
+            "alter column _source_row drop default"
+        ).format(stage)
+    )
+    conn.execute(sql.SQL("drop sequence if exists {}").format(_stage_name(batch_id, "_row")))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(stage, sql.Identifier(partition)))
+    conn.execute(
+        sql.SQL("alter table {} set schema {}").format(
+            sql.Identifier("stage", partition), sql.Identifier(schema)
+        )
+    )
+    conn.execute(
+        sql.SQL("alter table {} attach partition {} for values in ({})").format(
+            sql.Identifier(schema, table), sql.Identifier(schema, partition), sql.Literal(batch_id)
+        )
+    )
+
+
+def _summary(results: list[BatchResult], **extra) -> dict:
+    """A small JSON-able dict for task logs and XCom; raises LoadFailed if any batch failed."""
+    bad = [r for r in results if r.status in ("rejected", "quarantined")]
+    seconds: dict[str, float] = {}
+    for r in results:
+        for step, value in r.seconds.items():
+            seconds[step] = round(seconds.get(step, 0.0) + value, 3)
+    summary = {
+        **extra,
+        "seconds": seconds,
+        "batches": len(results),
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "results": [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in results],
+    }
+    if bad:
+        lines = [
+            f"batch {r.batch_id} ({r.source_object}) {r.status}: "
+            + (", ".join(r.failed_rules) if r.failed_rules else r.message)
+            for r in bad
+        ]
+        raise LoadFailed(f"{len(bad)} of {len(results)} batches not loaded:\n" + "\n".join(lines))
+    return summary
+
+
+# --------------------------------------------------------------------------- assessment exports
+
+
+def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: bool = True) -> dict:
+    """Load every new export file in ``landing_dir/assessments`` (one batch per file).
+
+    A file whose content (sha256) was already processed is skipped whatever its name. Raises
+    :class:`LoadFailed` at the end if a file was rejected or its batch quarantined.
+    """
+    folder = Path(landing_dir) / "assessments"
+    results: list[BatchResult] = []
+    skipped = 0
+    with _loader_session(warehouse_url, EXPORTS_SOURCE) as conn:
+        _abandon_stale(conn, EXPORTS_SOURCE, None)
+        for path in extract_files.candidate_files(folder):
+            digest = extract_files.checksum(path)
+            seen = conn.execute(
+                "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
+                (EXPORTS_SOURCE, digest, list(SEEN_STATUSES)),
+            ).fetchone()
+            conn.commit()
+            if seen:
+                skipped += 1
+                continue
+            results.append(load_export_file(conn, warehouse_url, path, digest, validate=validate))
+    if validate and results:
+        from include import validate as validation
+
+        validation.build_docs(warehouse_url)  # once per run, not per batch
+    return _summary(results, files_skipped_as_known=skipped)
+
+
+def load_export_file(
+    conn: psycopg.Connection, warehouse_url: str, path: Path, digest: str, *, validate: bool = True
+) -> BatchResult:
+    """One file, one batch (the caller holds the exports lock and has checked the checksum)."""
+    batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name, checksum=digest)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    report = extract_files.ParseReport()
+    try:
+        stage_export(conn, batch_id, path, report)
+    except extract_files.FileRejected as err:
+        return _reject_whole(conn, batch_id, path.name, err.reason)
+    conn.commit()
+    timings["stage"] = time.perf_counter() - started
+    outcome = None
+    if validate:
+        from include import validate as validation
+
+        outcome = validation.validate_batch(
+            warehouse_url, EXPORT_ENTITY, "stage", f"batch_{batch_id}", batch_id
+        )
+        timings["validate"] = outcome.seconds
+        timings["validate_startup"] = outcome.startup_seconds
+    message = f"extra columns ignored: {', '.join(report.extra_columns)}" if report.extra_columns else ""
+    result = _publish(
+        conn,
+        batch_id=batch_id,
+        source_object=path.name,
+        raw_table=EXPORT_TABLE,
+        columns=list(extract_files.CONTRACT_COLUMNS),
+        outcome=outcome,
+        message=message,
+        attach=True,
+    )
+    result.seconds.update(timings)
+    log.info(
+        "batch %s (%s): %s, %s rows loaded, %s quarantined%s",
+        batch_id,
+        path.name,
+        result.status,
+        result.rows_loaded,
+        result.rows_quarantined,
+        "" if report.fast else " (parsed row by row)",
+    )
+    return result
+
+
+def stage_export(
+    conn: psycopg.Connection, batch_id: int, path: Path, report: extract_files.ParseReport
+) -> tuple[int, int]:
+    """Stage the file into ``stage.batch_<id>`` (good rows) and ``…_rejects``; not committed.
+
+    Returns (rows staged, rows rejected). Raises :class:`extract_files.FileRejected`.
+    """
+    if extract_files.sniff(path) == "csv":
+        body = extract_files.contract_csv_body(path)
+        if body is not None:
+            try:
+                counts = _stage_csv_fast(conn, batch_id, path, body)
+                report.kind, report.fast, report.rows_read = "csv", True, sum(counts)
+                return counts
+            except (psycopg.DataError, extract_files.NotFastPath) as err:
+                conn.rollback()  # nothing of this attempt remains, not even the stage table
+                log.info("%s: COPY refused the file (%s); parsing it row by row", path.name, err)
+    return _stage_parsed(conn, batch_id, path, report)
+
+
+def _create_export_stage(conn: psycopg.Connection, batch_id: int, source: str) -> None:
+    """``stage.batch_<id>`` shaped as a raw partition (it becomes one), and its rejects table.
+
+    Logged (it becomes raw as it is). Lineage comes from column defaults, so that ``COPY`` of the
+    file's bytes fills it with no per-row work in Python: ``_source_row`` from a sequence starting
+    at 2 (the header is row 1; ``COPY`` inserts records in file order, so it is the record number,
+    as in the row-by-row parser). The CHECK lets ATTACH PARTITION skip its validation scan.
+    """
+    stage, sequence = _stage_name(batch_id), _stage_name(batch_id, "_row")
+    conn.execute(sql.SQL("create sequence {} start 2").format(sequence))
+    conn.execute(
+        sql.SQL(
+            "create table {stage} ({cols}, "
+            "_batch_id bigint not null default {id} constraint batch check (_batch_id = {id}), "
+            "_source text not null default {source}, "
+            "_source_row bigint not null default nextval({seq}), "
+            "_loaded_at timestamptz not null default now())"
+        ).format(
+            stage=stage,
+            cols=sql.SQL(", ").join(
+                sql.SQL("{} text").format(sql.Identifier(c)) for c in extract_files.CONTRACT_COLUMNS
+            ),
+            id=sql.Literal(batch_id),
+            source=sql.Literal(source),
+            seq=sql.Literal(f"stage.batch_{batch_id}_row"),
+        )
+    )
+    conn.execute(sql.SQL("alter sequence {} owned by {}._source_row").format(sequence, stage))
+    _create_rejects_table(conn, batch_id)
+
+
+def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -> tuple[int, int]:
+    """The file's bytes straight into ``COPY … (FORMAT csv)``; then impossible dates out, in SQL.
+
+    ``FORCE_NULL`` makes a quoted empty field NULL as well, like an unquoted one (the row-by-row
+    parser does the same). ``FREEZE``: the table is new in this transaction, so its rows can be
+    written frozen, sparing raw a later rewrite by VACUUM. A quarantined row's raw text is rebuilt
+    from its fields as one CSV record (``stage.csv_record``).
+    """
+    _create_export_stage(conn, batch_id, path.name)
+    cols = sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS))
+    stage = _stage_name(batch_id)
+    with conn.cursor() as cur:
+        with cur.copy(
+            sql.SQL("copy {} ({}) from stdin (format csv, encoding 'UTF8', freeze, force_null ({}))").format(
+                stage, cols, cols
+            )
+        ) as copy:
+            for block in body:
+                copy.write(block)
+        staged = cur.rowcount
+    date = sql.Identifier(extract_files.DATE_COLUMN)
+    rejected = conn.execute(
+        sql.SQL(
+            "with bad as (delete from {stage} where stage.impossible_ddmmyyyy({date}) returning *) "
+            "insert into {rejects} (source_row, raw_text, reason) "
+            "select _source_row, left(stage.csv_record(array[{cols}]), {limit}), "
+            "{reason} || quote_literal({date}) from bad"
+        ).format(
+            stage=stage,
+            rejects=_stage_name(batch_id, "_rejects"),
+            date=date,
+            cols=cols,
+            limit=sql.Literal(extract_files.RAW_TEXT_LIMIT),
+            reason=sql.Literal(f"impossible date in {extract_files.DATE_COLUMN}: "),
+        )
+    ).rowcount
+    return staged - rejected, rejected
+
+
+def _stage_parsed(
+    conn: psycopg.Connection, batch_id: int, path: Path, report: extract_files.ParseReport
+) -> tuple[int, int]:
+    """Row by row in Python (:func:`extract_files.iter_chunks`): any header order, XLSX, row rejects."""
+    _create_export_stage(conn, batch_id, path.name)
+    columns = [*extract_files.CONTRACT_COLUMNS, "_source_row"]
+    copy_rows = sql.SQL("copy {} ({}) from stdin (format csv, freeze)").format(
+        _stage_name(batch_id), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    copy_rejects = sql.SQL("copy {} (source_row, raw_text, reason) from stdin").format(
+        _stage_name(batch_id, "_rejects")
+    )
+    staged = rejected = 0
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    with conn.cursor() as cur:
+        for chunk in extract_files.iter_chunks(path, report):
+            if chunk.rows:
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerows(chunk.rows)
+                with cur.copy(copy_rows) as copy:
+                    copy.write(buffer.getvalue())
+                staged += len(chunk.rows)
+            if chunk.rejects:
+                with cur.copy(copy_rejects) as copy:
+                    for r in chunk.rejects:
+                        copy.write_row((r.source_row, r.raw_text.replace("\0", ""), r.reason))
+                rejected += len(chunk.rejects)
+    return staged, rejected
+
+
+# --------------------------------------------------------------------------- case management
+
+
+def load_case_management_table(
+    warehouse_url: str, ops_url: str, table: str, *, validate: bool = True
+) -> dict:
+    """Extract one case-management table incrementally (one batch) and load it.
+
+    Raises :class:`LoadFailed` if the batch was rejected or quarantined; then the watermark stays
+    where it was, so the rows are read again once the source is fixed.
+    """
+    spec = extract_ops.spec(table)
+    source_object = spec.source_object
+    with _loader_session(warehouse_url, f"{CM_SOURCE}:{source_object}") as conn:
+        _abandon_stale(conn, CM_SOURCE, source_object)
+        watermark = extract_ops.current_watermark(conn, spec)
+        conn.commit()
+        window_from = extract_ops.window_start(watermark)
+        batch_id = _open_batch(conn, CM_SOURCE, source_object, watermark_from=window_from)
+        started = time.perf_counter()
+        try:
+            extracted = extract_ops.stage(conn, ops_url, spec, batch_id, window_from)
+        except extract_ops.SourceRejected as err:
+            return _summary([_reject_whole(conn, batch_id, source_object, str(err))], table=table)
+        _create_rejects_table(conn, batch_id)
+        conn.execute(
+            "update audit.load_batches set watermark_to = %s where batch_id = %s",
+            (extracted.watermark_to, batch_id),
+        )
+        conn.commit()
+        timings = {"stage": time.perf_counter() - started}
+        outcome = None
+        if validate:
+            from include import validate as validation
+
+            outcome = validation.validate_batch(
+                warehouse_url, spec.entity, "stage", f"batch_{batch_id}", batch_id
+            )
+            timings["validate"] = outcome.seconds
+            timings["validate_startup"] = outcome.startup_seconds
+            validation.build_docs(warehouse_url)
+        message = (
+            f"{extracted.skipped} row versions re-read in the look-back window were already loaded"
+            if extracted.skipped
+            else ""
+        )
+        result = _publish(
+            conn,
+            batch_id=batch_id,
+            source_object=source_object,
+            raw_table=spec.raw_table,
+            columns=spec.columns,
+            outcome=outcome,
+            message=message,
+            before_commit=lambda c: extract_ops.move_watermark(c, spec, extracted.watermark_to, batch_id),
+        )
+        result.seconds.update(timings)
+        log.info(
+            "batch %s (%s): %s, %s rows loaded", batch_id, source_object, result.status, result.rows_loaded
+        )
+        return _summary([result], table=table, watermark=str(extracted.watermark_to))

@@ -1,0 +1,425 @@
+"""Research releases: the ``research`` schema as a versioned folder for academic partners.
+
+A release holds every research table as Parquet and CSV, ``data_dictionary.csv`` / ``.json``
+(every column's type and description, read from the database comments that dbt persists),
+``codebook.csv`` (the coded values and their meaning), ``README.md`` (contents, counting rules,
+suppression, pseudonyms, how to reproduce ``cp_noncompliance_rate``) and ``MANIFEST.sha256``.
+
+It reads as role ``researcher``: a release can only hold what researchers may see. Tables are
+streamed with a server-side cursor and written batch by batch, so memory does not grow with them.
+The folder is ``RELEASE_DIR/<YYYY-MM-DD>-<content hash>``: publishing unchanged data again finds
+the release with that hash and writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from include import db
+from include.config import Settings, settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "research"
+BATCH_ROWS = 50_000
+
+CODED_COLUMNS = {
+    "province",
+    "sector",
+    "size_band",
+    "female_share_band",
+    "quasi_identifiers_withheld",
+    "panel",
+    "cluster",
+    "compliance_point",
+    "suppression_reason",
+    "gender",
+    "role",
+    "course_code",
+}
+"""Columns whose values are codes: the codebook lists each value found in the release."""
+
+MEANINGS = {
+    ("panel", "all"): "every factory with a counted assessment in the cycle",
+    ("gender", "female"): "woman (old records' F)",
+    ("gender", "male"): "man (old records' M)",
+    ("gender", "other"): "other gender",
+    ("role", "worker"): "worker",
+    ("role", "line_supervisor"): "line supervisor",
+    ("role", "manager"): "manager",
+    ("role", "hr"): "human resources staff",
+    ("role", "union_rep"): "trade union representative",
+    ("role", "picc_member"): "member of the Performance Improvement Consultative Committee",
+    ("course_code", "SST"): "Supervisory Skills Training",
+    ("course_code", "GEAR"): "Gender Equality and Returns",
+    ("course_code", "WPC"): "Workplace Cooperation",
+    ("course_code", "OSH"): "Occupational Safety and Health",
+    ("course_code", "HRM"): "Human Resource Management",
+    ("course_code", "HAR"): "Harassment prevention",
+    ("suppression_reason", "primary"): "built from fewer than k factories",
+    ("suppression_reason", "complementary"): "would reveal a suppressed cell or a group of fewer than "
+    "k factories by difference with a published cell",
+    ("size_band", "unknown"): "number of workers not recorded",
+    ("female_share_band", "unknown"): "share of women not recorded",
+    ("province", "unknown"): "factory not in the programme's registry (seen only in assessment exports)",
+    ("sector", "unknown"): "factory not in the programme's registry",
+}
+
+
+def _meaning(column: str, value: str) -> str:
+    if (column, value) in MEANINGS:
+        return MEANINGS[(column, value)]
+    if column == "panel" and value.startswith("balanced_"):
+        return f"only factories with a counted assessment in every cycle 1…{value.split('_')[1]}"
+    if column == "size_band":
+        return f"{value} workers"
+    if column == "female_share_band":
+        return f"{value} of the workers are women"
+    if column == "quasi_identifiers_withheld":
+        return f"the last {value} of province, sector, size_band, female_share_band, enrolment_year withheld"
+    if column == "cluster":
+        return "Better Work cluster of compliance points"
+    if column == "compliance_point":
+        return "Better Work compliance point (canonical name)"
+    if column == "province":
+        return "province of Pakistan"
+    if column == "sector":
+        return "industrial sector"
+    return ""
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    description: str
+
+
+@dataclass
+class Table:
+    name: str
+    description: str
+    columns: list[Column]
+    rows: int = 0
+    codes: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Release:
+    path: Path
+    version: str
+    created: bool  # False when an identical release existed already
+    tables: dict[str, int]  # rows per table
+
+
+# --------------------------------------------------------------------------- reading the schema
+
+
+def describe(conn) -> list[Table]:
+    """Research tables the connected role may read, with their columns' types and comments."""
+    tables = conn.execute(
+        """
+        select c.relname, coalesce(obj_description(c.oid, 'pg_class'), '')
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'p')
+          and has_table_privilege(c.oid, 'select')
+        order by c.relname
+        """,
+        (SCHEMA,),
+    ).fetchall()
+    out = []
+    for name, description in tables:
+        columns = conn.execute(
+            """
+            select a.attname, format_type(a.atttypid, a.atttypmod),
+                   coalesce(col_description(a.attrelid, a.attnum), '')
+            from pg_attribute a
+            where a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass
+              and a.attnum > 0 and not a.attisdropped
+            order by a.attnum
+            """,
+            (SCHEMA, name),
+        ).fetchall()
+        out.append(Table(name, description.strip(), [Column(c, t, d.strip()) for c, t, d in columns]))
+    return out
+
+
+def _arrow_type(pg_type: str):
+    import pyarrow as pa
+
+    base = pg_type.split("(")[0]
+    return {
+        "integer": pa.int32(),
+        "smallint": pa.int16(),
+        "bigint": pa.int64(),
+        "double precision": pa.float64(),
+        "real": pa.float32(),
+        "numeric": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+        "timestamp without time zone": pa.timestamp("us"),
+    }.get(base, pa.string())
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def export_table(conn, table: Table, folder: Path) -> None:
+    """Stream one table into ``<name>.csv`` and ``<name>.parquet``, in a stable row order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from psycopg import sql
+
+    schema = pa.schema(
+        [pa.field(c.name, _arrow_type(c.type)) for c in table.columns],
+        metadata={"description": table.description},
+    )
+    coded = [i for i, c in enumerate(table.columns) if c.name in CODED_COLUMNS]
+    table.codes = {table.columns[i].name: set() for i in coded}
+    order = sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(table.columns)))
+    query = sql.SQL("select * from {}.{} order by {}").format(
+        sql.Identifier(SCHEMA), sql.Identifier(table.name), order
+    )
+    # Ordering by every column makes files byte-identical when the data are: the content hash
+    # (and so the version) then depends on the data only.
+    with (
+        conn.transaction(),
+        conn.cursor(name=f"release_{table.name}") as cur,
+        open(folder / f"{table.name}.csv", "w", newline="", encoding="utf-8") as f,
+        pq.ParquetWriter(folder / f"{table.name}.parquet", schema) as parquet,
+    ):
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow([c.name for c in table.columns])
+        cur.execute(query)
+        while batch := cur.fetchmany(BATCH_ROWS):
+            writer.writerows([_csv_value(v) for v in row] for row in batch)
+            columns = list(zip(*batch, strict=True))
+            parquet.write_table(
+                pa.Table.from_arrays(
+                    [
+                        pa.array(values, type=field.type)
+                        for values, field in zip(columns, schema, strict=True)
+                    ],
+                    schema=schema,
+                )
+            )
+            for i in coded:
+                table.codes[table.columns[i].name].update(str(r[i]) for r in batch if r[i] is not None)
+            table.rows += len(batch)
+        if table.rows == 0:
+            parquet.write_table(schema.empty_table())
+
+
+# --------------------------------------------------------------------------- the release files
+
+
+def write_dictionary(tables: list[Table], folder: Path) -> None:
+    with open(folder / "data_dictionary.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["table", "column", "position", "type", "description"])
+        for t in tables:
+            for i, c in enumerate(t.columns, start=1):
+                writer.writerow([t.name, c.name, i, c.type, c.description])
+    doc = {
+        t.name: {
+            "description": t.description,
+            "rows": t.rows,
+            "files": [f"{t.name}.parquet", f"{t.name}.csv"],
+            "columns": [{"name": c.name, "type": c.type, "description": c.description} for c in t.columns],
+        }
+        for t in tables
+    }
+    (folder / "data_dictionary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_codebook(tables: list[Table], folder: Path) -> None:
+    values: dict[tuple[str, str], set[str]] = {}
+    for t in tables:
+        for column, found in t.codes.items():
+            for v in found:
+                values.setdefault((column, v), set()).add(t.name)
+    with open(folder / "codebook.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["column", "value", "meaning", "tables"])
+        for (column, value), in_tables in sorted(values.items()):
+            writer.writerow([column, value, _meaning(column, value), " ".join(sorted(in_tables))])
+
+
+def content_hash(folder: Path) -> str:
+    """sha256 over the data, dictionary and codebook files (names and bytes), in name order."""
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".csv" or path.name == "data_dictionary.json":
+            h.update(path.name.encode() + b"\0")
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    lines = []
+    for path in sorted(p for p in folder.iterdir() if p.name != "MANIFEST.sha256"):
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        lines.append(f"{digest.hexdigest()}  {path.name}\n")
+    (folder / "MANIFEST.sha256").write_text("".join(lines))
+
+
+REPRODUCE = """\
+import pandas as pd
+
+findings = pd.read_parquet("factory_cp_findings.parquet")
+panel = pd.read_parquet("factory_cycle_panel.parquet")
+cycles = panel.groupby("factory_key")["cycle"].agg(set)
+
+
+def members(c):
+    \"\"\"Factories with a counted assessment in every cycle 1..c.\"\"\"
+    return {f for f, seen in cycles.items() if set(range(1, c + 1)) <= seen}
+
+
+parts = [findings.assign(panel="all")]
+for c in range(2, int(panel["cycle"].max()) + 1):
+    balanced = findings[findings["factory_key"].isin(members(c)) & (findings["cycle"] <= c)]
+    parts.append(balanced.assign(panel=f"balanced_{c}"))
+rates = (
+    pd.concat(parts)
+    .groupby(["panel", "cycle", "cluster", "compliance_point"], dropna=False)
+    .agg(factories_assessed=("factory_key", "size"), factories_noncompliant=("is_noncompliant", "sum"))
+    .reset_index()
+)
+rates["noncompliance_rate"] = rates["factories_noncompliant"] / rates["factories_assessed"]
+"""
+"""The README's recipe: cp_noncompliance_rate from the released panel (a test runs it on a release)."""
+
+
+def render_readme(version: str, tables: list[Table], k: int) -> str:
+    listing = "\n".join(f"| `{t.name}` | {t.rows} | {t.description.replace(chr(10), ' ')} |" for t in tables)
+    return f"""# Better Work Pakistan: research release {version}
+
+Pseudonymised research data of the Better Work Pakistan programme (ILO/IFC), from the schema
+`research` of the programme's warehouse, for academic partners under their data use agreement.
+
+## Files
+
+| table | rows | what one row is |
+|---|---|---|
+{listing}
+
+Every table comes as `<table>.parquet` (typed) and `<table>.csv` (UTF-8, comma-separated, header
+row, empty = null, booleans `true` / `false`). `data_dictionary.csv` / `.json` give every column's
+type and description; `codebook.csv` the meaning of every coded value found in the release;
+`MANIFEST.sha256` the checksum of every file (`sha256sum -c MANIFEST.sha256`). The version
+`{version}` is the date of the release and the start of the hash of its content: the same data
+always give the same hash.
+
+```python
+import pandas as pd
+panel = pd.read_parquet("factory_cycle_panel.parquet")
+dictionary = pd.read_csv("data_dictionary.csv")
+```
+
+## Counting rules (how non-compliance is counted)
+
+- Only NCQ (non-compliance) questions with a finding of 0 (compliant) or 1 (non-compliant) count;
+  retired duplicate factory records ("(Obsolete)") never count.
+- One assessment per factory per cycle counts: the one with the latest start date.
+- A factory is *assessed* on a compliance point in an assessment when any NCQ question of the point
+  has finding 0 or 1, and *non-compliant* on it when any has finding 1. `factory_cp_findings` holds
+  exactly these factory × cycle × point rows.
+- `cp_noncompliance_rate` = non-compliant factories ÷ assessed factories, per panel, cycle and point.
+  Panel `all` uses every factory; `balanced_<c>` only factories with a counted assessment in every
+  cycle 1…c (rows of `factory_cycle_panel` for each of those cycles), for cycles 1…c.
+- `cp_noncompliance_rate` in `factory_cycle_panel` = non-compliant points ÷ assessed points of the
+  factory's assessment. "Since previous" counts events after the previous counted assessment of the
+  factory (for cycle 1: all earlier events) up to and including this assessment's start date;
+  training counts are distinct people of the factory who attended a session starting then.
+- `programme_kpis`: deleted records never count; a participation counts when attended; a year row
+  counts what falls in that year.
+
+## Reproducing cp_noncompliance_rate from the panel
+
+Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
+suppressed (and on `factories_assessed` everywhere):
+
+```python
+{REPRODUCE}```
+
+## Disclosure control
+
+- **Pseudonyms.** `factory_key`, `person_key`, `session_key` and `participation_key` are
+  HMAC-SHA256 (hex) of the programme's ids under a secret key held by the programme, not in any
+  repository. They are stable between releases made with the same key, so releases can be linked;
+  if the key is ever changed, every key changes and old and new releases no longer link.
+- **No direct identifiers.** No names, addresses, cities, Open Supply Hub ids, programme factory,
+  assessment, session or participant ids, national id numbers (CNIC) or phone numbers. Dates are
+  coarsened to years; workforce size and share of women to bands.
+- **k = {k}.** In `dim_factory`, where a combination of province, sector, size band, female share band
+  and enrolment year would be shared by fewer than {k} factories, the least useful of them are
+  withheld (null), enrolment year first (`quasi_identifiers_withheld` says how many);
+  `factory_cycle_panel.start_year` is withheld together with the enrolment year.
+- **Suppressed cells.** In the aggregate tables, a cell built from fewer than {k} factories is
+  suppressed: its values are null and `is_suppressed` is true (*primary*). So is a cell that would
+  let a suppressed cell or a group of fewer than {k} factories be recovered by difference
+  (*complementary*): in `cp_noncompliance_rate` the panels of one cycle and point are nested
+  (`all` ⊇ `balanced_2` ⊇ `balanced_3` …), so two published cells always differ by 0 or at least
+  {k} factories; in `programme_kpis` the years of an additive figure add up to `all`, so more years
+  (or `all`) are suppressed until the suppressed years cover at least {k} factories together.
+  A figure built from no factory (a zero) is published. `suppression_reason` / `suppressed_cells`
+  say which rule applied.
+- The factory-level tables are pseudonymous microdata, not anonymous: they let suppressed
+  aggregates be recomputed, and a factory's findings could be recognised by someone who knows them.
+  Keep them within the terms of the data use agreement; publish aggregates only with the rules above.
+"""
+
+
+def publish(url: str, cfg: Settings | None = None, today: dt.date | None = None) -> Release:
+    """Write a research release of the warehouse at ``url`` (or find the identical one)."""
+    cfg = cfg or settings()
+    root = cfg.release_dir
+    root.mkdir(parents=True, exist_ok=True)
+    work = root / f".incoming-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        with db.connect(url, role="researcher") as conn:
+            tables = describe(conn)
+            if not tables:
+                raise RuntimeError("the research schema has no table the researcher role can read")
+            for table in tables:
+                export_table(conn, table, work)
+        write_dictionary(tables, work)
+        write_codebook(tables, work)
+        digest = content_hash(work)[:12]
+        existing = sorted(root.glob(f"*-{digest}"))
+        counts = {t.name: t.rows for t in tables}
+        if existing:
+            log.info("release %s already holds this content: nothing written", existing[-1].name)
+            return Release(existing[-1], existing[-1].name, False, counts)
+        version = f"{(today or dt.date.today()).isoformat()}-{digest}"
+        (work / "README.md").write_text(render_readme(version, tables, cfg.suppression_k))
+        write_manifest(work)
+        final = root / version
+        work.rename(final)
+        log.info("research release %s written: %s", final, counts)
+        return Release(final, version, True, counts)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

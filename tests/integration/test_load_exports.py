@@ -1,0 +1,330 @@
+"""Loading assessment exports into a real PostgreSQL warehouse, with real GX validation."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from include import db, load
+from include.config import PROJECT_DIR
+from include.extract_files import CONTRACT_COLUMNS
+
+FIXTURE = PROJECT_DIR / "tests" / "fixtures" / "exports" / "sample_export.csv"
+CLUSTER_CP = [
+    ("Working Time", "Overtime"),
+    ("Compensation", "Overtime Wages"),
+    ("Child Labour", "Child Labourers"),
+]
+
+
+def export_rows(assessments: int, questions: int = 3, first_quest: int = 1, date: str = "01/02/2024"):
+    for q in range(first_quest, first_quest + assessments):
+        for i in range(questions):
+            cluster, cp = CLUSTER_CP[i % len(CLUSTER_CP)]
+            yield [
+                "Pakistan",
+                str(100 + q % 50),
+                f"Factory {100 + q % 50}",
+                str(q),
+                date,
+                "1",
+                "NCQ",
+                str(i + 1),
+                f"Question {i}",
+                cp,
+                cluster,
+                str((q + i) % 2),
+                "",
+                "Garment CAT",
+            ]
+
+
+def write_export(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(CONTRACT_COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def env(warehouse_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCS_DIR", str(tmp_path / "docs"))
+    landing = tmp_path / "landing"
+    (landing / "assessments").mkdir(parents=True)
+    return warehouse_db, landing
+
+
+def q(url: str, query: str, params=None):
+    with db.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def counts(url: str) -> dict:
+    return {
+        "raw": q(url, "select count(*) from raw.assessment_export_rows")[0][0],
+        "quarantine": q(url, "select count(*) from quarantine.rejected_rows")[0][0],
+        "batches": q(url, "select count(*) from audit.load_batches")[0][0],
+    }
+
+
+def assert_counts_add_up(url: str) -> None:
+    for batch_id, read, loaded, quarantined, in_raw, in_quarantine in q(
+        url,
+        """
+        select b.batch_id, b.rows_read, b.rows_loaded, b.rows_quarantined,
+            (select count(*) from raw.assessment_export_rows r where r._batch_id = b.batch_id),
+            (select count(*) from quarantine.rejected_rows r
+             where r.batch_id = b.batch_id and r.source_row is not null)
+        from audit.load_batches b
+        """,
+    ):
+        assert read == loaded + quarantined, batch_id
+        assert (loaded, quarantined) == (in_raw, in_quarantine), batch_id
+
+
+def test_load_twice_and_a_renamed_copy_load_once(env):
+    url, landing = env
+    shutil.copy(FIXTURE, landing / "assessments" / "export_2024.csv")
+    first = load.load_assessment_exports(url, landing)
+    assert first["rows_loaded"] == 15 and first["batches"] == 1
+    rows = q(
+        url,
+        'select "Quest.ID", "Question.ID", "Assesment.Start.Date", _source, _source_row, _batch_id '
+        "from raw.assessment_export_rows order by _source_row",
+    )
+    assert rows[0][:5] == ("5001", "1000", "14/03/2023", "export_2024.csv", 2)
+    before = counts(url)
+
+    assert load.load_assessment_exports(url, landing)["batches"] == 0
+    shutil.copy(FIXTURE, landing / "assessments" / "same_content_new_name.csv")
+    again = load.load_assessment_exports(url, landing)
+    assert again["batches"] == 0 and again["files_skipped_as_known"] == 2
+    assert counts(url) == before
+
+    status, checksum, read = q(url, "select status, checksum, rows_read from audit.load_batches")[0]
+    assert status == "loaded" and len(checksum) == 64 and read == 15
+    results = q(
+        url,
+        "select count(*), count(*) filter (where severity = 'critical' and not success) "
+        "from audit.validation_results",
+    )
+    assert results[0][0] > 10 and results[0][1] == 0
+    assert (Path(os.environ["DOCS_DIR"]) / "data_docs" / "index.html").exists()
+    assert_counts_add_up(url)
+
+
+def test_bad_inputs_are_rejected_or_quarantined_and_good_files_still_load(env):
+    url, landing = env
+    folder = landing / "assessments"
+    write_export(folder / "a_good.csv", export_rows(10))
+    (folder / "b_empty.csv").write_bytes(b"")
+    (folder / "c_scan.csv").write_bytes(b"%PDF-1.4\n...")
+    header = [c for c in CONTRACT_COLUMNS if c != "Cluster"]
+    (folder / "d_no_cluster.csv").write_text(",".join(header) + "\r\n")
+    cut = write_export(folder / "e_cut.csv", export_rows(3, first_quest=500))
+    cut.write_bytes(cut.read_bytes() + b'Pakistan,1,F,999,01/02/2024,1,NCQ,1,"cut in the mid')
+    mixed = write_export(folder / "f_mixed.csv", export_rows(2, first_quest=700))
+    with mixed.open("ab") as f:
+        f.write(b"too,few\r\n")
+        f.write(b"Pakistan,1,Caf\xe9,801,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+        f.write(b"Pakistan,1,F,802,30/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+    for i, name in enumerate(sorted(p.name for p in folder.iterdir())):
+        os.utime(folder / name, (1_700_000_000 + i, 1_700_000_000 + i))  # load in name order
+
+    with pytest.raises(load.LoadFailed) as err:
+        load.load_assessment_exports(url, landing)
+    message = str(err.value)
+    for name, reason in [
+        ("b_empty.csv", "empty file"),
+        ("c_scan.csv", "PDF"),
+        ("d_no_cluster.csv", "header lacks contract columns: Cluster"),
+        ("e_cut.csv", "truncated"),
+    ]:
+        assert name in message and reason in message
+    assert "a_good.csv" not in message and "f_mixed.csv" not in message
+
+    batches = dict(q(url, "select source_object, status from audit.load_batches"))
+    assert batches == {
+        "a_good.csv": "loaded",
+        "b_empty.csv": "rejected",
+        "c_scan.csv": "rejected",
+        "d_no_cluster.csv": "rejected",
+        "e_cut.csv": "rejected",
+        "f_mixed.csv": "loaded",
+    }
+    assert dict(q(url, "select _source, count(*) from raw.assessment_export_rows group by 1")) == {
+        "a_good.csv": 30,
+        "f_mixed.csv": 6,
+    }
+    rejects = q(
+        url,
+        "select source, source_row, reason, raw_text from quarantine.rejected_rows "
+        "where source = 'f_mixed.csv' order by source_row",
+    )
+    assert [(r[1], r[2].split(":")[0]) for r in rejects] == [
+        (8, "wrong field count"),
+        (9, "undecodable bytes (not UTF-8)"),
+        (10, "impossible date in Assesment.Start.Date"),
+    ]
+    assert rejects[1][3].startswith("Pakistan,1,Caf")
+    assert q(
+        url,
+        "select rows_read, rows_loaded, rows_quarantined from audit.load_batches "
+        "where source_object = 'f_mixed.csv'",
+    ) == [(9, 6, 3)]
+    # the whole-file rejects are in quarantine too, named and explained
+    assert q(url, "select count(*) from quarantine.rejected_rows where source_row is null") == [(4,)]
+    assert_counts_add_up(url)
+
+    before = counts(url)
+    assert load.load_assessment_exports(url, landing)["batches"] == 0  # processed content is not retried
+    assert counts(url) == before
+
+
+def test_a_critical_failure_quarantines_the_whole_batch_and_names_it(env):
+    url, landing = env
+    rows = list(export_rows(4))
+    rows[3][6] = "XYZ"  # Question.type
+    rows.append(list(rows[0]))  # Quest.ID x Question.ID twice
+    write_export(landing / "assessments" / "bad_batch.csv", rows)
+    write_export(landing / "assessments" / "good.csv", export_rows(2, first_quest=100))
+    with pytest.raises(load.LoadFailed) as err:
+        load.load_assessment_exports(url, landing)
+    assert "bad_batch.csv" in str(err.value) and "quarantined" in str(err.value)
+    assert "Question.type allowed values" in str(err.value)
+    assert "Quest.ID x Question.ID unique in a file" in str(err.value)
+    assert dict(q(url, "select _source, count(*) from raw.assessment_export_rows group by 1")) == {
+        "good.csv": 6
+    }
+    ((batch_id, status, read, quarantined),) = q(
+        url,
+        "select batch_id, status, rows_read, rows_quarantined from audit.load_batches "
+        "where source_object = 'bad_batch.csv'",
+    )
+    assert (status, read, quarantined) == ("quarantined", 13, 13)
+    failed = q(
+        url,
+        "select expectation, unexpected_count, unexpected_values from audit.validation_results "
+        "where batch_id = %s and severity = 'critical' and not success order by 1",
+        (batch_id,),
+    )
+    assert [f[0] for f in failed] == [
+        "Quest.ID x Question.ID unique in a file",
+        "Question.type allowed values",
+    ]
+    assert failed[1][1] == 1 and failed[1][2] == ["XYZ"]
+    assert q(url, "select count(*) from quarantine.rejected_rows where batch_id = %s", (batch_id,)) == [(13,)]
+    assert_counts_add_up(url)
+
+
+def test_warnings_are_recorded_and_loading_goes_on(env):
+    url, landing = env
+    rows = list(export_rows(2))
+    rows[0][0] = "Bangladesh"  # Country: a warning
+    rows[1][9] = "  OVERTIME   wages "  # a canonical point after normalising: no warning
+    rows[2][9] = "Wages Overtime (old name)"  # not canonical: a warning
+    write_export(landing / "assessments" / "w.csv", rows)
+    summary = load.load_assessment_exports(url, landing)
+    assert summary["rows_loaded"] == 6
+    warned = dict(
+        q(
+            url,
+            "select expectation, unexpected_count from audit.validation_results "
+            "where severity = 'warning' and not success",
+        )
+    )
+    assert warned["Country allowed values"] == 1
+    assert warned["CP is a canonical name"] == 1
+    assert warned["factory known to the registry"] == 6  # no registry loaded in this test
+    message = q(url, "select message from audit.load_batches")[0][0]
+    assert "warnings:" in message and "Country allowed values" in message
+
+
+def test_latest_export_is_loaded_last_and_xlsx_loads(env):
+    import openpyxl
+
+    url, landing = env
+    older = write_export(landing / "assessments" / "z_older.csv", export_rows(1))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(list(CONTRACT_COLUMNS))
+    corrected = list(export_rows(1))
+    corrected[0][11] = "1" if corrected[0][11] == "0" else "0"
+    for r in corrected:
+        sheet.append(r)
+    newer = landing / "assessments" / "a_newer.xlsx"
+    book.save(newer)
+    os.utime(older, (1_700_000_000, 1_700_000_000))
+    load.load_assessment_exports(url, landing)
+    order = q(url, "select source_object from audit.load_batches order by batch_id")
+    assert [o[0] for o in order] == ["z_older.csv", "a_newer.xlsx"]
+    latest = q(
+        url,
+        """select distinct on ("Quest.ID", "Question.ID") "Finding" from raw.assessment_export_rows
+                      where "Question.ID" = '1' order by "Quest.ID", "Question.ID", _batch_id desc""",
+    )
+    assert latest == [(corrected[0][11],)]
+
+
+CRASH_SCRIPT = """
+import sys
+from pathlib import Path
+from include import load
+load.load_assessment_exports(sys.argv[1], Path(sys.argv[2]))
+"""
+
+
+def test_a_process_killed_mid_copy_leaves_nothing_and_the_rerun_loads_once(env, tmp_path):
+    url, landing = env
+    n_assessments = 60_000
+    write_export(landing / "assessments" / "big.csv", export_rows(n_assessments, questions=5))
+    expected = n_assessments * 5
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASH_SCRIPT, url, str(landing)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    killed_mid_copy = False
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            progress = q(
+                url,
+                "select tuples_processed from pg_stat_progress_copy p "
+                "join pg_database d on d.oid = p.datid where d.datname = current_database()",
+            )
+            if progress and progress[0][0] > 0:
+                child.send_signal(signal.SIGKILL)
+                killed_mid_copy = True
+                break
+            time.sleep(0.01)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert killed_mid_copy, child.stderr.read().decode()[-2000:]
+
+    assert q(url, "select count(*) from raw.assessment_export_rows") == [(0,)]
+    assert q(url, "select status from audit.load_batches") == [("staging",)]
+    # the killed session may take a moment to end on the server; its lock goes with it
+    summary = load.load_assessment_exports(url, landing)
+    assert summary["rows_loaded"] == expected
+    assert q(url, "select status from audit.load_batches order by batch_id") == [("abandoned",), ("loaded",)]
+    assert q(url, "select count(*), count(distinct _source_row) from raw.assessment_export_rows") == [
+        (expected, expected)
+    ]
+    assert q(url, "select count(*) from pg_tables where schemaname = 'stage'") == [(0,)]
+    assert load.load_assessment_exports(url, landing)["batches"] == 0
+    assert q(url, "select count(*) from raw.assessment_export_rows") == [(expected,)]

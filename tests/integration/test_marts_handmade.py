@@ -1,0 +1,240 @@
+"""The marts, built by a real ``dbt build`` from a small hand-made set of sources.
+
+The sources (``tests/fixtures/handmade/*.csv``) go straight into the raw tables of a throwaway
+warehouse; the right answers were worked out by hand (``tests/fixtures/handmade/README.md``) and
+sit beside them as ``expected_*.csv``. Every row and every column of ``cp_noncompliance_rate``,
+``factory_cycle_panel`` and ``programme_kpis`` is compared; rates are written as fractions.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+
+from include import db, transform
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "handmade"
+RAW_TABLES = [
+    "assessment_export_rows",
+    "cm_factories",
+    "cm_brands",
+    "cm_factory_brands",
+    "cm_advisory_visits",
+    "cm_courses",
+    "cm_training_sessions",
+    "cm_training_participants",
+    "cm_picc_meetings",
+    "cm_improvement_items",
+]
+MART_KEYS = {
+    "cp_noncompliance_rate": ("panel", "cycle", "compliance_point"),
+    "factory_cycle_panel": ("factory_id", "cycle"),
+    "programme_kpis": ("period",),
+}
+
+
+def load_handmade_sources(url: str) -> None:
+    """COPY every fixture CSV into its raw table (empty unquoted fields become NULL)."""
+    with db.connect(url) as conn:
+        for table in RAW_TABLES:
+            path = FIXTURES / f"{table}.csv"
+            with path.open(newline="") as fh:
+                header = next(csv.reader(fh))
+            copy = sql.SQL("copy raw.{} ({}) from stdin with (format csv, header true)").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, header))
+            )
+            with conn.cursor().copy(copy) as cp:
+                cp.write(path.read_bytes())
+
+
+def _expected_value(text: str):
+    """A cell of an expected file: empty = null, `a/b` = exact fraction, else int or text."""
+    if text == "":
+        return None
+    if "/" in text or text.lstrip("-").isdigit():
+        return Fraction(text)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _same(actual, expected) -> bool:
+    if expected is None or actual is None:
+        return actual is expected
+    if isinstance(expected, Fraction):
+        return math.isclose(float(actual), float(expected), rel_tol=1e-9, abs_tol=1e-12)
+    return actual == expected
+
+
+def _compare(conn, mart: str) -> None:
+    with (FIXTURES / f"expected_{mart}.csv").open(newline="") as fh:
+        expected_rows = list(csv.DictReader(fh))
+    columns = list(expected_rows[0])
+    cur = conn.execute(sql.SQL("select * from marts.{}").format(sql.Identifier(mart)))
+    actual_columns = [c.name for c in cur.description]
+    assert set(columns) <= set(actual_columns), f"{mart}: missing columns"
+    key = MART_KEYS[mart]
+    actual = {
+        tuple(str(r[c]) for c in key): r for r in (dict(zip(actual_columns, row, strict=True)) for row in cur)
+    }
+    expected = {tuple(r[c] for c in key): r for r in expected_rows}
+    assert sorted(actual) == sorted(expected), f"{mart}: rows differ"
+    mismatches = [
+        (k, column, actual[k][column], cells[column])
+        for k, cells in expected.items()
+        for column in columns
+        if not _same(actual[k][column], _expected_value(cells[column]))
+    ]
+    assert not mismatches, f"{mart}: (key, column, actual, expected): {mismatches}"
+
+
+@pytest.fixture(scope="module")
+def built_marts(tmp_path_factory, pg_server_url):
+    """One throwaway warehouse with the hand-made sources, built once for the module's tests."""
+    import os
+
+    from include import warehouse
+
+    url = db.with_database(pg_server_url, f"bwtest_marts_{os.getpid()}")
+    db.drop_database(url)
+    db.ensure_database(url)
+    previous_key = os.environ.get("PSEUDONYM_KEY")
+    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret"
+    try:
+        warehouse.bootstrap(url)
+        load_handmade_sources(url)
+        run = transform.run_dbt(["build"], url, target_path=tmp_path_factory.mktemp("dbt_target"))
+        yield url, run
+    finally:
+        if previous_key is None:
+            os.environ.pop("PSEUDONYM_KEY", None)
+        else:
+            os.environ["PSEUDONYM_KEY"] = previous_key
+        db.drop_database(url)
+
+
+@pytest.mark.parametrize("mart", sorted(MART_KEYS))
+def test_every_figure_matches_the_hand_worked_answer(built_marts, mart):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        _compare(conn, mart)
+
+
+def test_dbt_build_ran_every_test_and_unit_test(built_marts):
+    _, run = built_marts
+    statuses = [r["status"] for r in run.run_results()["results"]]
+    unit_tests = [r for r in run.run_results()["results"] if r["unique_id"].startswith("unit_test.")]
+    assert run.ok
+    assert "error" not in statuses and "fail" not in statuses
+    assert len(unit_tests) >= 10
+
+
+def test_export_only_and_obsolete_factories_stay_flagged(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "select factory_id, in_registry, is_obsolete, is_deleted from marts.dim_factory order by 1"
+        ).fetchall()
+    assert rows == [
+        (101, True, False, False),
+        (102, True, False, False),
+        (103, True, False, False),
+        (104, True, False, True),
+        (105, True, False, False),
+        (106, True, False, False),
+        (201, False, False, False),
+        (901, False, True, False),
+    ]
+
+
+def test_compliance_point_spellings_resolve_and_unknown_stays_null(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        rows = dict(
+            conn.execute(
+                "select compliance_point_raw, compliance_point from marts.fct_finding"
+                " where assessment_id in ('Q2', 'Q3', 'Q7') and question_type = 'NCQ'"
+            ).fetchall()
+        )
+    assert rows["CHILD LABOURERS"] == "Child Labourers"
+    assert rows["  Overtime   wages "] == "Overtime Wages"
+    assert rows["Emergency  preparedness"] == "Emergency Preparedness"
+    assert rows["Fire Safety"] is None
+
+
+def test_participation_mart_holds_pseudonyms_not_personal_data(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns where table_schema in"
+                " ('marts', 'staging', 'intermediate', 'snapshots')"
+            )
+        }
+        keys = conn.execute(
+            "select distinct p.person_key = private.pseudonym('person', s.person_ref)"
+            " from marts.fct_training_participation p"
+            " join staging.stg_training_participants s using (participant_id)"
+        ).fetchall()
+    assert not columns & {"full_name", "cnic", "phone"}
+    assert keys == [(True,)]
+
+
+def test_marts_are_documented_in_the_database_and_readable_by_analysts(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        undocumented = conn.execute(
+            """
+            select c.relname, a.attname
+            from pg_class c
+            join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'marts'
+            join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+            where c.relkind = 'r' and (obj_description(c.oid, 'pg_class') is null
+                                       or col_description(c.oid, a.attnum) is null)
+            """
+        ).fetchall()
+        not_granted = conn.execute(
+            """
+            select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = 'marts' and c.relkind = 'r'
+              and not has_table_privilege('analyst', c.oid, 'select')
+            """
+        ).fetchall()
+        tables = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'marts' and tableowner = 'transformer'"
+        ).fetchone()[0]
+    assert undocumented == []
+    assert not_granted == []
+    assert tables == 9
+
+
+def test_snapshot_keeps_the_history_of_changed_factory_attributes(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        history = conn.execute(
+            "select workers_total, dbt_valid_to is null from snapshots.snap_factories where factory_id = 101"
+        ).fetchall()
+    # The first snapshot holds the latest version only; a second run after a change adds history.
+    assert history == [(350, True)]
+    with db.connect(url) as conn:
+        conn.execute(
+            "insert into raw.cm_factories (factory_id, name, enrolled_on, workers_total, workers_female,"
+            " updated_at, _batch_id, _source, _source_row) values"
+            " (101, 'Indus Knitwear', '2021-01-15', 420, 150, '2024-01-01', 12, 'public.factories', 1)"
+        )
+    _, run = built_marts
+    transform.run_dbt(["snapshot"], url, target_path=run.target_path)
+    with db.connect(url) as conn:
+        history = conn.execute(
+            "select workers_total, dbt_valid_to is null from snapshots.snap_factories"
+            " where factory_id = 101 order by dbt_valid_from"
+        ).fetchall()
+    assert history == [(350, False), (420, True)]

@@ -1,0 +1,261 @@
+"""Every critical expectation stops a batch that breaks it; a good batch passes them all.
+
+The bad batches are built from the suites themselves (a null for not-null, a stranger for an
+allowed-values rule, a duplicate for uniqueness, …), so a new critical rule gets a test for free;
+a rule of a kind the builder does not know (custom SQL) needs an entry in ``CUSTOM``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from psycopg import sql
+
+from include import db, validate
+from include.extract_files import CONTRACT_COLUMNS
+from include.extract_ops import spec
+
+TODAY = dt.date.today()
+FUTURE = TODAY + dt.timedelta(days=30)
+
+GOOD = {
+    "assessment_export_rows": dict(
+        zip(
+            CONTRACT_COLUMNS,
+            [
+                "Pakistan",
+                "12",
+                "Factory 12",
+                "Q-9",
+                "01/02/2024",
+                "2",
+                "NCQ",
+                "17",
+                "A question",
+                "Overtime",
+                "Working Time",
+                "1",
+                "",
+                "Garment CAT V2",
+            ],
+            strict=True,
+        )
+    ),
+    "cm_factories": {
+        "factory_id": 1,
+        "name": "F",
+        "os_id": "PK2023145ABCDE7",
+        "address": "a",
+        "city": "Lahore",
+        "province": "Punjab",
+        "sector": "textile",
+        "enrolled_on": "2020-01-01",
+        "exited_on": None,
+        "exit_reason": None,
+        "workers_total": 10,
+        "workers_female": 10,
+        "updated_at": "2025-01-01T00:00:00Z",
+        "deleted_at": None,
+    },
+    "cm_brands": {"brand_id": 1, "name": "B", "updated_at": "2025-01-01T00:00:00Z"},
+    "cm_factory_brands": {
+        "factory_id": 1,
+        "brand_id": 1,
+        "since": "2021-01-01",
+        "until": None,
+        "updated_at": "2025-01-01T00:00:00Z",
+    },
+    "cm_advisory_visits": {
+        "visit_id": 1,
+        "factory_id": 1,
+        "visit_date": "2024-05-01",
+        "phase": "initial",
+        "mode": "onsite",
+        "advisor_code": "A1",
+        "topics": "Working Time;Compensation",
+        "updated_at": "2025-01-01T00:00:00Z",
+        "deleted_at": None,
+    },
+    "cm_courses": {"course_code": "SST", "title": "Supervisory skills", "days": 2},
+    "cm_training_sessions": {
+        "session_id": 1,
+        "course_code": "GEAR",
+        "factory_id": None,
+        "city": "Karachi",
+        "starts_on": "2024-05-01",
+        "ends_on": "2024-05-01",
+        "trainer_code": "T1",
+        "updated_at": "2025-01-01T00:00:00Z",
+        "deleted_at": None,
+    },
+    "cm_training_participants": {
+        "participant_id": 1,
+        "session_id": 1,
+        "person_ref": "P1",
+        "full_name": "X",
+        "cnic": "12345-1234567-1",
+        "phone": "0300",
+        "gender": "F",
+        "role": "line_supervisor",
+        "factory_id": 1,
+        "attended": True,
+        "pre_score": 0,
+        "post_score": 100,
+        "updated_at": "2025-01-01T00:00:00Z",
+        "deleted_at": None,
+    },
+    "cm_picc_meetings": {
+        "meeting_id": 1,
+        "factory_id": 1,
+        "held_on": "2024-05-01",
+        "workers_present": 3,
+        "managers_present": 2,
+        "women_present": 2,
+        "updated_at": "2025-01-01T00:00:00Z",
+    },
+    "cm_improvement_items": {
+        "item_id": 1,
+        "factory_id": 1,
+        "cycle": 1,
+        "compliance_point": "Overtime",
+        "status": "in_progress",
+        "raised_on": "2024-05-01",
+        "due_on": str(FUTURE),
+        "closed_on": None,
+        "updated_at": "2025-01-01T00:00:00Z",
+    },
+}
+
+CUSTOM = {  # custom-SQL rules: the values that break them
+    "NCQ finding is 0, 1 or empty": {"Finding": "2"},
+    "Cluster required on NCQ rows": {"Cluster": None},
+    "Assesment.Start.Date not in the future": {"Assesment.Start.Date": FUTURE.strftime("%d/%m/%Y")},
+    "exited_on not before enrolled_on": {"exited_on": "2019-12-31"},
+    "ends_on not before starts_on": {"ends_on": "2024-04-30"},
+}
+
+
+def _suites() -> dict[str, dict]:
+    return {entity: validate.load_suite_json(entity) for entity in GOOD}
+
+
+def _bad_batch(entity: str, exp: dict) -> tuple[list[dict], str | None]:
+    """Rows that break this expectation (and a column to drop, for the required-columns rule)."""
+    good, kw, kind = GOOD[entity], exp["kwargs"], exp["type"]
+    rule = exp["meta"]["rule"]
+    if rule in CUSTOM:
+        return [{**good, **CUSTOM[rule]}], None
+    if rule.endswith("not in the future"):
+        column = rule.split()[0]
+        return [{**good, column: str(FUTURE)}], None
+    if kind == "expect_table_columns_to_match_set":
+        return [good], kw["column_set"][1]
+    if kind == "expect_column_values_to_not_be_null":
+        return [{**good, kw["column"]: None}], None
+    if kind in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
+        return [good, good], None
+    if kind in ("expect_column_values_to_be_in_set", "expect_column_values_to_match_regex"):
+        return [{**good, kw["column"]: "NOT-ALLOWED"}], None
+    if kind == "expect_column_values_to_be_between":
+        value = kw["max_value"] + 1 if "max_value" in kw else kw["min_value"] - 1
+        return [{**good, kw["column"]: value}], None
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        return [{**good, kw["column_B"]: good[kw["column_A"]] + 1}], None
+    raise AssertionError(
+        f"{entity}: no bad batch known for critical rule {rule!r} ({kind}); add it to CUSTOM"
+    )
+
+
+def _stage(url: str, entity: str, name: str, rows: list[dict], drop: str | None = None) -> None:
+    table = sql.Identifier("stage", name)
+    with db.connect(url) as conn:
+        if entity == "assessment_export_rows":
+            cols = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in CONTRACT_COLUMNS)
+            conn.execute(sql.SQL("create table {} ({}, _source_row bigint)").format(table, cols))
+        else:
+            columns = sql.SQL(", ").join(map(sql.Identifier, spec(entity.removeprefix("cm_")).columns))
+            conn.execute(
+                sql.SQL("create table {} as select {}, 0::bigint as _source_row from {} with no data").format(
+                    table, columns, sql.SQL(f"raw.{entity}")
+                )
+            )
+        for i, row in enumerate(rows, start=2):
+            names = [*row, "_source_row"]
+            conn.execute(
+                sql.SQL("insert into {} ({}) values ({})").format(
+                    table,
+                    sql.SQL(", ").join(map(sql.Identifier, names)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(names)),
+                ),
+                [*row.values(), i],
+            )
+        if drop:
+            conn.execute(sql.SQL("alter table {} drop column {}").format(table, sql.Identifier(drop)))
+
+
+@pytest.fixture(scope="module")
+def wh(pg_server_url, tmp_path_factory):
+    """One warehouse for the module (validation reads only its own stage tables)."""
+    import os
+    import uuid
+
+    from include import warehouse
+
+    url = db.with_database(pg_server_url, f"bwtest_validate_{uuid.uuid4().hex[:10]}")
+    db.ensure_database(url)
+    old = {k: os.environ.get(k) for k in ("PSEUDONYM_KEY", "DOCS_DIR")}
+    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret"
+    os.environ["DOCS_DIR"] = str(tmp_path_factory.mktemp("docs"))
+    try:
+        warehouse.bootstrap(url)
+        yield url
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        db.drop_database(url)
+
+
+def test_every_expectation_has_a_severity_and_a_rule_name():
+    for entity, suite in _suites().items():
+        rules = [e["meta"]["rule"] for e in suite["expectations"]]
+        assert len(rules) == len(set(rules)), entity
+        assert {e["meta"]["severity"] for e in suite["expectations"]} <= {"critical", "warning"}
+
+
+@pytest.mark.parametrize("entity", sorted(GOOD))
+def test_a_good_batch_passes_and_each_critical_rule_stops_its_bad_batch(wh, entity):
+    suite = _suites()[entity]
+    _stage(wh, entity, f"good_{entity}", [GOOD[entity]])
+    good = validate.validate_batch(wh, entity, "stage", f"good_{entity}", 1)
+    assert good.failed_critical == [], good.checks
+    assert not [c for c in good.checks if c.details], "an expectation could not run"
+
+    for i, exp in enumerate(e for e in suite["expectations"] if e["meta"]["severity"] == "critical"):
+        rows, drop = _bad_batch(entity, exp)
+        name = f"bad_{entity}_{i}"
+        _stage(wh, entity, name, rows, drop)
+        outcome = validate.validate_batch(wh, entity, "stage", name, 1000 + i)
+        assert exp["meta"]["rule"] in outcome.failed_critical, (exp["meta"]["rule"], outcome.failed_critical)
+
+    recorded = (
+        db.connect(wh)
+        .execute("select count(*) from audit.validation_results where suite = %s and batch_id = 1", (entity,))
+        .fetchone()[0]
+    )
+    assert recorded == len(suite["expectations"])
+
+
+def test_suites_are_valid_gx_suites():
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    for entity in GOOD:
+        suite = gx.ExpectationSuite(**json.loads(validate.suite_path(entity).read_text()))
+        assert len(suite.expectations) == len(validate.load_suite_json(entity)["expectations"])

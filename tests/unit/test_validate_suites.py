@@ -1,0 +1,51 @@
+"""The suites in expectations/: one per source entity, every expectation with a severity and a rule name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include import validate
+from include.assets import CASE_MANAGEMENT_TABLES
+from include.extract_files import CONTRACT_COLUMNS
+from include.extract_ops import spec
+
+ENTITIES = ["assessment_export_rows", *(f"cm_{t}" for t in CASE_MANAGEMENT_TABLES)]
+
+
+def test_one_suite_per_source_entity():
+    on_disk = {p.stem for p in validate.EXPECTATIONS_DIR.glob("*.json")}
+    assert on_disk == set(ENTITIES)
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_every_expectation_has_severity_rule_and_known_columns(entity):
+    suite = validate.load_suite_json(entity)  # raises on a missing severity
+    assert suite["name"] == entity
+    rules = [e["meta"]["rule"] for e in suite["expectations"]]
+    assert len(rules) == len(set(rules))
+    columns = set(CONTRACT_COLUMNS) if entity == "assessment_export_rows" else set(spec(entity[3:]).columns)
+    for exp in suite["expectations"]:
+        kw = exp["kwargs"]
+        named = [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *kw.get("column_list", [])]
+        assert {c for c in named if c} <= columns, exp["meta"]["rule"]
+    required = next(e for e in suite["expectations"] if e["type"] == "expect_table_columns_to_match_set")
+    assert set(required["kwargs"]["column_set"]) == columns | {"_source_row"}
+    assert required["meta"]["severity"] == "critical"
+
+
+def test_a_missing_severity_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "x.json").write_text(
+        json.dumps(
+            {
+                "name": "x",
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}, "meta": {}}
+                ],
+            }
+        )
+    )
+    monkeypatch.setattr(validate, "EXPECTATIONS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no valid meta.severity"):
+        validate.load_suite_json("x")
