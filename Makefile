@@ -40,7 +40,7 @@ test: env lint
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/snapshots
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/snapshots
 
 stop: env
 	$(BIN)/bw stop

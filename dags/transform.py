@@ -35,7 +35,7 @@ def transform_dag():
     def marts_built() -> None:
         """Marks the marts as rebuilt and tested (downstream DAGs are scheduled on this Asset)."""
 
-    @task(retries=0)
+    @task
     def dbt_docs() -> str:
         """Regenerate the dbt docs static site (DOCS_DIR/dbt/index.html)."""
         from include import connections

@@ -24,7 +24,7 @@ EXPECTED_DAGS = {"extract_case_management", "extract_assessments", "transform", 
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS_DIR), include_examples=False)
+    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 def test_no_import_errors(dagbag):

@@ -11,7 +11,11 @@ kpis as (
 ),
 
 periods as (
-    select period, period_start, period_end from kpis
+    select
+        period,
+        period_start,
+        period_end
+    from kpis
 ),
 
 factories as (
@@ -28,36 +32,51 @@ sessions as (
 ),
 
 contributors as (
-    select 'factories_engaged' as measure, periods.period, factories.factory_id
+    select
+        'factories_engaged' as measure,
+        periods.period,
+        factories.factory_id
     from periods
     inner join factories
         on
-            (periods.period_end is null or factories.enrolled_on <= periods.period_end)
+            (periods.period_end is null or periods.period_end >= factories.enrolled_on)
             and (
                 periods.period_start is null
                 or factories.exited_on is null
-                or factories.exited_on >= periods.period_start
+                or periods.period_start <= factories.exited_on
             )
     union all
-    select 'assessments', periods.period, panel.factory_id
+    select
+        'assessments' as measure,
+        periods.period,
+        panel.factory_id
     from periods
     inner join {{ ref('factory_cycle_panel') }} as panel
         on periods.period_start is null or panel.start_date between periods.period_start and periods.period_end
     union all
-    select 'advisory_visits', periods.period, visits.factory_id
+    select
+        'advisory_visits' as measure,
+        periods.period,
+        visits.factory_id
     from periods
     inner join {{ ref('fct_advisory_visit') }} as visits
         on periods.period_start is null or visits.visit_date between periods.period_start and periods.period_end
     union all
     -- a session's factories: its own (if any) and those of its participants
-    select 'training_sessions', periods.period, coalesce(participations.factory_id, sessions.factory_id)
+    select
+        'training_sessions' as measure,
+        periods.period,
+        coalesce(participations.factory_id, sessions.factory_id) as factory_id
     from periods
     inner join sessions
         on periods.period_start is null or sessions.starts_on between periods.period_start and periods.period_end
     left join participations
         on sessions.session_id = participations.session_id
     union all
-    select 'training_participations', periods.period, participations.factory_id
+    select
+        'training_participations' as measure,
+        periods.period,
+        participations.factory_id
     from periods
     inner join participations
         on
@@ -75,7 +94,7 @@ measures as (
             as is_additive
     from (
         values ('factories_engaged'), ('assessments'), ('advisory_visits'), ('training_sessions'),
-            ('training_participations')
+        ('training_participations')
     ) as m (measure)
 ),
 
@@ -115,9 +134,15 @@ candidates as (
 ),
 
 steps as (
-    select measure, 0 as step from exposed
+    select
+        measure,
+        0 as step
+    from exposed
     union all
-    select measure, pick from candidates
+    select
+        measure,
+        pick
+    from candidates
 ),
 
 step_coverage as (
@@ -141,7 +166,9 @@ step_coverage as (
 ),
 
 enough as (
-    select measure, min(step) as step
+    select
+        measure,
+        min(step) as step
     from step_coverage
     where factories >= {{ research_k() }}
     group by measure
