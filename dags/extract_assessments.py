@@ -14,21 +14,20 @@ Produces the asset `raw.assessment_export_rows`, which triggers the transform DA
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
 
 from include.assets import RAW_ASSESSMENT_EXPORT_ROWS
+from include.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
     dag_id="extract_assessments",
     schedule="@hourly",
-    start_date=datetime(2025, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args={"owner": "betterwork-data", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args=DEFAULT_ARGS,
     tags=["extract", "assessments", "raw"],
 )
 def extract_assessments():

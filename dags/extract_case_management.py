@@ -13,21 +13,20 @@ Produces the assets `raw.cm_<table>`, which trigger the transform DAG.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
 
 from include.assets import CASE_MANAGEMENT_TABLES, RAW_CASE_MANAGEMENT
+from include.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
     dag_id="extract_case_management",
     schedule="@hourly",
-    start_date=datetime(2025, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args={"owner": "betterwork-data", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args=DEFAULT_ARGS,
     tags=["extract", "case-management", "raw"],
 )
 def extract_case_management():

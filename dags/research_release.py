@@ -13,20 +13,19 @@ and nothing is written. Code: `include/release.py`; roles and rules: `docs/ACCES
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 
 from include.assets import MARTS
+from include.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
     dag_id="research_release",
     schedule=[MARTS],
-    start_date=datetime(2025, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     doc_md=__doc__,
-    default_args={"owner": "betterwork-data", "retries": 2},
+    default_args=DEFAULT_ARGS,
     tags=["research", "release"],
 )
 def research_release():

@@ -10,22 +10,21 @@ site is regenerated beside it.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import AssetAny, dag, task
 
 from include import transform
 from include.assets import MARTS, RAW_ASSETS
+from include.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
     dag_id="transform",
     schedule=AssetAny(*RAW_ASSETS),
-    start_date=datetime(2025, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    default_args={"owner": "betterwork-data", "retries": 2},
+    default_args=DEFAULT_ARGS,
     tags=["dbt", "transform"],
 )
 def transform_dag():

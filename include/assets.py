@@ -7,18 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-CASE_MANAGEMENT_TABLES = (
-    "factories",
-    "brands",
-    "factory_brands",
-    "advisory_visits",
-    "courses",
-    "training_sessions",
-    "training_participants",
-    "picc_meetings",
-    "improvement_items",
-)
-"""The case-management tables of the data contract (§2), in extraction order."""
+from include.contract import CASE_MANAGEMENT_TABLES
 
 
 def _raw(table: str) -> Asset:

@@ -18,20 +18,9 @@ import pytest
 from psycopg import sql
 
 from include import db, transform
+from include.contract import RAW_TABLES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "handmade"
-RAW_TABLES = [
-    "assessment_export_rows",
-    "cm_factories",
-    "cm_brands",
-    "cm_factory_brands",
-    "cm_advisory_visits",
-    "cm_courses",
-    "cm_training_sessions",
-    "cm_training_participants",
-    "cm_picc_meetings",
-    "cm_improvement_items",
-]
 MART_KEYS = {
     "cp_noncompliance_rate": ("panel", "cycle", "compliance_point"),
     "factory_cycle_panel": ("factory_id", "cycle"),

@@ -12,19 +12,7 @@ from pathlib import Path
 import pytest
 
 from include import db
-
-RAW_TABLES = [
-    "assessment_export_rows",
-    "cm_factories",
-    "cm_brands",
-    "cm_factory_brands",
-    "cm_advisory_visits",
-    "cm_courses",
-    "cm_training_sessions",
-    "cm_training_participants",
-    "cm_picc_meetings",
-    "cm_improvement_items",
-]
+from include.contract import RAW_TABLES
 
 
 def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:
