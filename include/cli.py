@@ -172,10 +172,10 @@ def _stop_group(proc: subprocess.Popen) -> None:
             time.sleep(0.5)
 
 
-def cmd_bench_load(_args: argparse.Namespace) -> int:
+def cmd_bench_load(args: argparse.Namespace) -> int:
     from include import bench_load
 
-    return bench_load.main() or 0
+    return bench_load.main(args.bench_args) or 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--scale", type=int, default=None)
     demo_parser.set_defaults(func=cmd_demo_data)
     sub.add_parser("airflow", help="airflow standalone on 127.0.0.1").set_defaults(func=cmd_airflow)
-    sub.add_parser("bench-load", help="loader benchmark").set_defaults(func=cmd_bench_load)
+    bench_parser = sub.add_parser("bench-load", help="loader benchmark (--scale N, default 10)")
+    bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench_parser.set_defaults(func=cmd_bench_load)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -27,22 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CONTRACT_COLUMNS = (
-    "Country",
-    "Factory.Assessed.ID",
-    "Factory.Assessed.Name",
-    "Quest.ID",
-    "Assesment.Start.Date",
-    "Cycle",
-    "Question.type",
-    "Question.ID",
-    "Q.Label",
-    "CP",
-    "Cluster",
-    "Finding",
-    "Tags",
-    "TQ.Name",
-)
+from include.contract import EXPORT_COLUMNS
+
+CONTRACT_COLUMNS = EXPORT_COLUMNS  # the 14 columns of contract §1, in order
 """The export's columns, spelled as the global system spells them (data contract §1)."""
 
 DATE_COLUMN = "Assesment.Start.Date"

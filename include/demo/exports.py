@@ -18,26 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from include.contract import EXPORT_COLUMNS
 from include.demo import catalogue, xlsx
 from include.demo.people import mix
 from include.demo.plan import Assessment, Plan, horizon
 
-COLUMNS = (
-    "Country",
-    "Factory.Assessed.ID",
-    "Factory.Assessed.Name",
-    "Quest.ID",
-    "Assesment.Start.Date",
-    "Cycle",
-    "Question.type",
-    "Question.ID",
-    "Q.Label",
-    "CP",
-    "Cluster",
-    "Finding",
-    "Tags",
-    "TQ.Name",
-)
+COLUMNS = EXPORT_COLUMNS
 FILE_PREFIX = "bwpk_assessments_"
 XLSX_PERIOD = (2022, 2)
 BLANK_SHARE = 0.03  # NCQ rows left blank (not assessed) inside an assessed compliance point

@@ -18,22 +18,13 @@ from importlib import resources
 from psycopg import sql
 
 from include import db
+from include.contract import CASE_MANAGEMENT_TABLES
 from include.demo import catalogue, people
 from include.demo.exports import point_outcomes
 from include.demo.plan import Factory, Plan, horizon, stamp
 
 VERSION = 2  # bump when the generator's output changes: a database of another version is rewritten
-TABLES = (
-    "factories",
-    "brands",
-    "factory_brands",
-    "advisory_visits",
-    "courses",
-    "training_sessions",
-    "training_participants",
-    "picc_meetings",
-    "improvement_items",
-)
+TABLES = CASE_MANAGEMENT_TABLES
 VISITS_PER_BLOCK = 1200
 DELETED_VISITS_PER_BLOCK = 24
 SESSIONS_PER_BLOCK = 500
