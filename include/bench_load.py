@@ -6,7 +6,7 @@ subprocess into a throwaway database on the warehouse server:
 
 - ``loader``: :func:`include.load.load_assessment_exports` (parse, stage, GX validation, publish);
 - ``copy``: one ``COPY … FROM STDIN (FORMAT csv, HEADER)`` of each file's bytes into a plain table;
-- ``to_sql``: ``pandas.read_csv`` in chunks then ``DataFrame.to_sql(method="multi")`` (common practice).
+- ``to_sql``: ``pandas.read_csv`` in chunks then ``DataFrame.to_sql`` (pandas' default method).
 
 Peak memory is the child's ``ru_maxrss``. The loader's figures are given twice: the load in a warm
 process (GX already imported, as in a long-lived worker) and the total including GX's one-off
@@ -79,9 +79,7 @@ def _child(mode: str, url: str, landing: str) -> dict:
             for frame in pd.read_csv(
                 path, dtype=str, encoding="utf-8-sig", keep_default_na=False, chunksize=50_000
             ):
-                frame.to_sql(
-                    "bench_to_sql", engine, if_exists="append", index=False, method="multi", chunksize=2_000
-                )
+                frame.to_sql("bench_to_sql", engine, if_exists="append", index=False, chunksize=10_000)
                 rows += len(frame)
         engine.dispose()
         result = {"rows": rows, "seconds": time.perf_counter() - started}
@@ -195,7 +193,7 @@ def report(results: dict) -> list[str]:
             f"{loader['seconds']:.2f} | {loader['rows'] / loader['seconds']:,.0f} | "
             f"{loader['peak_mib']:.0f} |"
         )
-    for mode, label in (("copy", "bare COPY (ceiling)"), ("to_sql", "pandas to_sql (multi)")):
+    for mode, label in (("copy", "bare COPY (ceiling)"), ("to_sql", "pandas to_sql (default method)")):
         if mode in results:
             r = results[mode]
             lines.append(

@@ -191,10 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--scale", type=int, default=None)
     demo_parser.set_defaults(func=cmd_demo_data)
     sub.add_parser("airflow", help="airflow standalone on 127.0.0.1").set_defaults(func=cmd_airflow)
-    bench_parser = sub.add_parser("bench-load", help="loader benchmark (--scale N, default 10)")
-    bench_parser.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench_parser.set_defaults(func=cmd_bench_load)
-    args = parser.parse_args(argv)
+    sub.add_parser("bench-load", help="loader benchmark (its own options: --scale N, --only …)").set_defaults(
+        func=cmd_bench_load
+    )
+    # bench-load passes its options on to include.bench_load; every other command takes none.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench-load":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.bench_args = extra
     return args.func(args)
 
 
