@@ -42,8 +42,12 @@ class Warehouse:
         return f'{psql} "{self.url}"'
 
 
-def resolve(cfg: Settings | None = None) -> Warehouse:
-    """Pick the warehouse server, starting the embedded one if needed, and create its database."""
+def resolve(cfg: Settings | None = None, *, create_database: bool = True) -> Warehouse:
+    """Pick the warehouse server, starting the embedded one if needed, and create its database.
+
+    ``create_database=False`` only picks the server (tests use it to find where to create their
+    throwaway databases without touching the user's warehouse).
+    """
     cfg = cfg or settings()
     if cfg.warehouse_url:
         wh = Warehouse(cfg.warehouse_url, "configured")
@@ -51,7 +55,8 @@ def resolve(cfg: Settings | None = None) -> Warehouse:
         wh = Warehouse(db.with_database(cfg.local_pg_url, WAREHOUSE_DB), "local")
     else:
         wh = Warehouse(start_embedded(cfg), "embedded")
-    db.ensure_database(wh.url)
+    if create_database:
+        db.ensure_database(wh.url)
     return wh
 
 

@@ -27,7 +27,7 @@ def pg_server_url() -> str:
     """A URL of the test server (its ``postgres`` database)."""
     from include import warehouse
 
-    return db.with_database(warehouse.resolve().url, "postgres")
+    return db.with_database(warehouse.resolve(create_database=False).url, "postgres")
 
 
 def _throwaway(server_url: str, label: str) -> Iterator[str]:
