@@ -97,6 +97,27 @@ def _window(f: Factory) -> tuple[dt.date, dt.date]:
 # --------------------------------------------------------------------------- table rows
 
 
+def _deleted_visit(
+    rnd: random.Random, visit_id: int, f: Factory, window: tuple[dt.date, dt.date], topic: str
+) -> tuple:
+    """A soft-deleted double entry of a visit to ``f``: deleted within 20 days of its creation."""
+    created = stamp(rnd, _day(rnd, *window))
+    gone = _later(created, dt.timedelta(days=rnd.randint(0, 20), hours=1))
+    advisor = f"ADV-{_CITY_CODE[f.city]}-{1 + f.factory_id % 5:02d}"
+    return (
+        visit_id,
+        f.factory_id,
+        created.date(),
+        "continued",
+        "onsite",
+        advisor,
+        topic,
+        created,
+        gone,
+        gone,
+    )
+
+
 def factory_rows(plan: Plan) -> Iterator[tuple]:
     for f in plan.factories:
         yield (
@@ -186,22 +207,8 @@ def visit_rows(plan: Plan) -> Iterator[tuple]:
                 while slot in deleted:
                     slot += 1
                     j = next(extra)
-                    g = live[j]
                     visit_id += 1
-                    created = stamp(rnd, _day(rnd, *windows[j]))
-                    gone = _later(created, dt.timedelta(days=rnd.randint(0, 20), hours=1))
-                    yield (
-                        visit_id,
-                        g.factory_id,
-                        created.date(),
-                        "continued",
-                        "onsite",
-                        f"ADV-{_CITY_CODE[g.city]}-{1 + g.factory_id % 5:02d}",
-                        "Occupational Safety and Health",
-                        created,
-                        gone,
-                        gone,
-                    )
+                    yield _deleted_visit(rnd, visit_id, live[j], windows[j], "Occupational Safety and Health")
                 slot += 1
                 visit_id += 1
                 topics = sorted(
@@ -222,22 +229,8 @@ def visit_rows(plan: Plan) -> Iterator[tuple]:
                     None,
                 )
         for j in extra:  # deleted slots past the last live visit
-            g = live[j]
             visit_id += 1
-            created = stamp(rnd, _day(rnd, *windows[j]))
-            gone = _later(created, dt.timedelta(days=rnd.randint(0, 20), hours=1))
-            yield (
-                visit_id,
-                g.factory_id,
-                created.date(),
-                "continued",
-                "onsite",
-                f"ADV-{_CITY_CODE[g.city]}-{1 + g.factory_id % 5:02d}",
-                "Working Time",
-                created,
-                gone,
-                gone,
-            )
+            yield _deleted_visit(rnd, visit_id, live[j], windows[j], "Working Time")
 
 
 def course_rows() -> Iterator[tuple]:
