@@ -21,9 +21,9 @@ from include import db
 from include.contract import CASE_MANAGEMENT_TABLES
 from include.demo import catalogue, people
 from include.demo.exports import point_outcomes
-from include.demo.plan import Factory, Plan, horizon, stamp
+from include.demo.plan import PROGRAMME_START, Factory, Plan, horizon, stamp
 
-VERSION = 2  # bump when the generator's output changes: a database of another version is rewritten
+VERSION = 3  # bump when the generator's output changes: a database of another version is rewritten
 TABLES = CASE_MANAGEMENT_TABLES
 VISITS_PER_BLOCK = 1200
 DELETED_VISITS_PER_BLOCK = 24
@@ -32,7 +32,6 @@ DELETED_SESSIONS_PER_BLOCK = 10
 MULTI_FACTORY_SHARE = 0.3
 REPEAT_SHARE = 0.28  # a participant who already attended a session of their factory
 GENDER_WORDS_FROM = dt.date(2023, 1, 1)  # older rows spell gender 'F' / 'M'
-SERVICES_FROM = dt.date(2021, 3, 1)
 
 # code: (title, days, share of sessions, share of women among new trainees, roles and weights)
 COURSES = {
@@ -91,7 +90,7 @@ def _later(when: dt.datetime, delta: dt.timedelta) -> dt.datetime:
 
 
 def _window(f: Factory) -> tuple[dt.date, dt.date]:
-    return max(f.enrolled_on, SERVICES_FROM), f.active_until()
+    return max(f.enrolled_on, PROGRAMME_START), f.active_until()
 
 
 # --------------------------------------------------------------------------- table rows
@@ -214,7 +213,7 @@ def visit_rows(plan: Plan) -> Iterator[tuple]:
                 topics = sorted(
                     set(rnd.choices(clusters, topic_weights, k=rnd.randint(1, 3))), key=clusters.index
                 )
-                virtual = rnd.random() < (0.3 if day.year <= 2021 else 0.1)
+                virtual = rnd.random() < (0.3 if day.year <= 2022 else 0.1)  # covid-era habits fade
                 created = stamp(rnd, day + dt.timedelta(days=rnd.randint(0, 5)))
                 yield (
                     visit_id,
@@ -263,7 +262,7 @@ def _block_sessions(plan: Plan, block: int) -> list[_Session]:
         course = rnd.choices(codes, course_weights)[0]
         if rnd.random() < MULTI_FACTORY_SHARE:
             city = rnd.choices([c for c, _, _ in people.CITIES], [s for _, _, s in people.CITIES])[0]
-            day = _day(rnd, dt.date(2021, 6, 1), end)
+            day = _day(rnd, PROGRAMME_START, end)
             active = [
                 f.factory_id
                 for f, (a, b) in zip(live, windows, strict=True)

@@ -32,6 +32,8 @@ FIRST_FACTORY_ID = 1001
 OBSOLETE_ID_BASE = 900_001
 FIRST_QUEST_ID = 40_001
 EARLIEST = dt.date(2022, 1, 3)  # quirk records never start before the programme's first assessment year
+# The programme started in 2022: no factory is enrolled (and so no service is delivered) before it.
+PROGRAMME_START = dt.date(2022, 1, 1)
 V2_FROM = dt.date(2024, 1, 1)  # assessments from this date use Garment CAT V2
 EXIT_REASONS = ("left the programme", "factory closed", "sourcing brand withdrew", "suspended: fees unpaid")
 PROVINCE = {city: province for city, province, _ in people.CITIES}
@@ -140,13 +142,17 @@ def _block_factories(seed: int, block: int, first_id: int) -> list[Factory]:
             for _ in range(k - 1):
                 d = d + dt.timedelta(days=rnd.randint(330, 420))
                 dates.append(d)
+            # Enrolment precedes the first assessment by 3-10 months, but not the programme's start:
+            # the first factories enrolled in early 2022 are assessed within weeks.
             enrolled = dates[0] - dt.timedelta(days=rnd.randint(90, 300))
+            if enrolled < PROGRAMME_START:  # the launch cohort, enrolled between 1 January and a week before
+                enrolled = _day(rnd, PROGRAMME_START, dates[0] - dt.timedelta(days=7))
             # Factories stuck at an early cycle have often left the programme.
             if k < 3 and dates[-1] < dt.date(2024, 6, 1) and rnd.random() < 0.5:
                 exited = min(dates[-1] + dt.timedelta(days=rnd.randint(120, 400)), horizon())
                 reason = rnd.choice(EXIT_REASONS)
         elif not deleted and rnd.random() < 0.2:
-            enrolled = _day(rnd, dt.date(2021, 9, 1), dt.date(2022, 6, 30))
+            enrolled = _day(rnd, PROGRAMME_START, dt.date(2022, 6, 30))
             exited = enrolled + dt.timedelta(days=rnd.randint(60, 200))
             reason = rnd.choice(EXIT_REASONS)
         else:  # newly enrolled, waiting for its first assessment (or a deleted duplicate entry)

@@ -121,6 +121,77 @@ def test_scale_1_holds_better_work_pakistans_2025_figures(demo, export_rows):
     assert courses == {"SST", "GEAR", "WPC", "OSH", "HRM", "HAR"}
 
 
+def test_programme_calendar_is_2022_to_2025(demo):
+    """The programme started in 2022: no enrolment or service (deleted rows included) outside 2022-2025."""
+    _, url = demo
+    dated = {
+        "factories": ("enrolled_on", "exited_on"),
+        "advisory_visits": ("visit_date",),
+        "training_sessions": ("starts_on", "ends_on"),
+        "picc_meetings": ("held_on",),
+        "improvement_items": ("raised_on", "closed_on"),
+    }
+    for table, columns in dated.items():
+        for column in columns:
+            first, last = _all(url, f"select min({column}), max({column}) from {table}")[0]
+            assert first >= dt.date(2022, 1, 1), (table, column, first)
+            assert last <= dt.date(2025, 12, 31), (table, column, last)
+    # and each year of the programme has services
+    years = {
+        int(r[0]) for r in _all(url, "select distinct extract(year from visit_date) from advisory_visits")
+    }
+    assert years == {2022, 2023, 2024, 2025}
+    years = {
+        int(r[0]) for r in _all(url, "select distinct extract(year from starts_on) from training_sessions")
+    }
+    assert years == {2022, 2023, 2024, 2025}
+
+
+# Contract §2, every table and its columns (the generator may add created_at).
+CONTRACT_TABLES = {
+    "factories": "factory_id name os_id address city province sector enrolled_on exited_on exit_reason"
+    " workers_total workers_female updated_at deleted_at",
+    "brands": "brand_id name updated_at",
+    "factory_brands": "factory_id brand_id since until updated_at",
+    "advisory_visits": "visit_id factory_id visit_date phase mode advisor_code topics updated_at deleted_at",
+    "courses": "course_code title days",
+    "training_sessions": "session_id course_code factory_id city starts_on ends_on trainer_code"
+    " updated_at deleted_at",
+    "training_participants": "participant_id session_id person_ref full_name cnic phone gender role"
+    " factory_id attended pre_score post_score updated_at deleted_at",
+    "picc_meetings": "meeting_id factory_id held_on workers_present managers_present women_present"
+    " updated_at",
+    "improvement_items": "item_id factory_id cycle compliance_point status raised_on due_on closed_on"
+    " updated_at",
+}
+
+
+def test_case_management_has_every_contract_table_and_column_with_rows(demo):
+    _, url = demo
+    for table, columns in CONTRACT_TABLES.items():
+        present = {
+            r[0]
+            for r in _all(
+                url,
+                "select column_name from information_schema.columns"
+                f" where table_schema = 'public' and table_name = '{table}'",
+            )
+        }
+        assert set(columns.split()) <= present, (table, set(columns.split()) - present)
+        assert _one(url, f"select count(*) from {table}") > 0, table
+    assert set(_all(url, "select distinct phase, mode from advisory_visits")) >= {
+        ("initial", "onsite"),
+        ("continued", "virtual"),
+    }
+    assert {r[0] for r in _all(url, "select distinct status from improvement_items")} == {
+        "pending",
+        "in_progress",
+        "completed",
+    }
+    roles = {r[0] for r in _all(url, "select distinct role from training_participants")}
+    assert roles == {"worker", "line_supervisor", "manager", "hr", "union_rep", "picc_member"}
+
+
 def test_noncompliance_is_high_in_osh_working_time_compensation_and_falls_by_cycle(export_rows):
     chosen = {quest for _, quest in _counted_assessments(export_rows).values()}
     latest = {}
@@ -139,6 +210,29 @@ def test_noncompliance_is_high_in_osh_working_time_compensation_and_falls_by_cyc
         assert share[("1", cluster)] > 0.8
         assert share[("3", cluster)] < share[("1", cluster)]
     assert share[("1", "Child Labour")] < 0.3 and share[("1", "Forced Labour")] < 0.3
+    top = sorted({c for _, c in share}, key=lambda c: share[("1", c)], reverse=True)[:3]
+    assert set(top) == {"Occupational Safety and Health", "Working Time", "Compensation"}
+
+
+def test_compliance_point_noncompliance_falls_with_each_cycle(export_rows):
+    """Mean share of assessed factories non-compliant per compliance point, cycle 1 > 2 > 3 (contract §3)."""
+    chosen = {quest for _, quest in _counted_assessments(export_rows).values()}
+    latest = {}
+    for _, row in export_rows:
+        latest[(row["Quest.ID"], row["Question.ID"])] = row
+    nc: dict[tuple[str, str, str], bool] = {}  # (assessment, cycle, point) -> any finding 1
+    for row in latest.values():
+        if row["Quest.ID"] in chosen and row["Question.type"] == "NCQ" and row["Finding"] in {"0", "1"}:
+            key = (row["Quest.ID"], row["Cycle"], " ".join(row["CP"].split()).lower())
+            nc[key] = nc.get(key, False) or row["Finding"] == "1"
+    by_point: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for (_, cycle, point), value in nc.items():
+        by_point[(cycle, point)].append(value)
+    mean = {}
+    for cycle in ("1", "2", "3"):
+        rates = [sum(v) / len(v) for (c, _), v in by_point.items() if c == cycle]
+        mean[cycle] = sum(rates) / len(rates)
+    assert mean["1"] > mean["2"] > mean["3"] > 0
 
 
 def test_female_shares_are_plausible(demo):
@@ -154,6 +248,14 @@ def test_female_shares_are_plausible(demo):
         )
     )
     assert shares["GEAR"] > 0.6 > shares["OSH"]
+    trainees = _one(
+        url,
+        """select avg(female::int)::float from (
+               select distinct p.person_ref, p.gender in ('F', 'female') as female
+               from training_participants p join training_sessions s using (session_id)
+               where p.attended and p.deleted_at is null and s.deleted_at is null) x""",
+    )
+    assert workers < trainees < 0.5, "women are a larger share of trainees than of workers"
 
 
 # --------------------------------------------------------------------------- export quirks
@@ -163,6 +265,9 @@ def test_csv_exports_have_bom_and_crlf_and_one_export_is_xlsx(demo):
     landing, _ = demo
     files = _export_files(landing)
     assert any(p.suffix == ".xlsx" for p in files)
+    assert len(files) >= 6, "several exports over time"
+    issued = sorted({dt.date.fromtimestamp(p.stat().st_mtime).year for p in files})
+    assert len(issued) >= 3, issued
     for p in files:
         if p.suffix == ".csv":
             raw = p.read_bytes()
@@ -178,6 +283,7 @@ def test_exports_carry_the_assessment_systems_quirks(export_rows):
     spellings = {r["CP"] for r in rows if r["CP"].strip().lower() == "overtime"}
     assert {"Overtime", "OVERTIME", "overtime"} <= spellings
     assert any(s != s.strip() for s in {r["CP"] for r in rows}), "some CP values carry stray spaces"
+    assert any("  " in s.strip() for s in {r["CP"] for r in rows}), "some CP values have doubled spaces"
     assert any(r["Question.type"] == "FGW" and r["Finding"] for r in rows)
     clusters = {cluster for cluster, _ in read_points()}
     assert {r["Cluster"] for r in rows} == clusters, "every row, FGW included, names one of the 8 clusters"
@@ -246,6 +352,8 @@ def test_case_management_carries_history_deletions_and_legacy_values(demo):
     )
     assert repeaters > 500
     assert _one(url, "select count(*) from factory_brands") > 121
+    names = [r[0] for r in _all(url, "select name from factories where deleted_at is null")]
+    assert any(ARABIC_SCRIPT.search(n) for n in names) and sum(n.isascii() for n in names) > 90
     assert _one(url, "select count(*) from factories where os_id is null") > 0
     assert _one(url, r"select bool_and(os_id ~ '^PK\d{7}[A-Z]{5}\d$') from factories where os_id is not null")
 
@@ -264,6 +372,30 @@ def test_personal_data_is_fake_but_well_formed(demo):
         )
         == 0
     )
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def test_scale_2_doubles_every_figure(pg_server_url, tmp_path):
+    url = db.with_database(pg_server_url, f"bwtest_demo_{uuid.uuid4().hex[:10]}")
+    try:
+        generate(tmp_path, url, scale=2, seed=2025, only_if_empty=False)
+        rows = [(p.name, row) for p in _export_files(tmp_path) for row in _read(p)]
+        assert len(_counted_assessments(rows)) == 2 * 184
+        assert _one(url, "select count(*) from factories where deleted_at is null") == 2 * 121
+        assert _one(url, "select count(*) from brands") == 2 * 19
+        assert _one(url, "select count(*) from advisory_visits where deleted_at is null") == 2 * 1200
+        assert _one(url, "select count(*) from training_sessions where deleted_at is null") == 2 * 500
+        people = _one(
+            url,
+            """select count(distinct p.person_ref)
+               from training_participants p join training_sessions s using (session_id)
+               where p.attended and p.deleted_at is null and s.deleted_at is null""",
+        )
+        assert people >= 2 * 6000
+    finally:
+        db.drop_database(url)
 
 
 # --------------------------------------------------------------------------- idempotence

@@ -68,6 +68,16 @@ def test_plan_scale_multiplies_factories_and_assessments():
         assert len({a.quest_id for a in p.assessments}) == len(p.assessments)
 
 
+def test_plan_enrols_factories_and_assesses_them_within_2022_to_2025():
+    p = plan.build(2025, 2)
+    assert all(dt.date(2022, 1, 1) <= f.enrolled_on <= dt.date(2025, 12, 31) for f in p.factories)
+    assert all(
+        f.exited_on is None or f.enrolled_on < f.exited_on <= dt.date(2025, 12, 31) for f in p.factories
+    )
+    for f in p.factories:
+        assert all(f.enrolled_on < day <= dt.date(2025, 12, 31) for day in f.assessment_dates)
+
+
 def test_plan_is_deterministic_for_a_seed_and_differs_between_seeds():
     a, b, c = plan.build(7, 1), plan.build(7, 1), plan.build(8, 1)
     assert [x.start_date for x in a.assessments] == [x.start_date for x in b.assessments]
