@@ -402,7 +402,8 @@ def _create_export_stage(conn: psycopg.Connection, batch_id: int, source: str) -
     as in the row-by-row parser). The CHECK lets ATTACH PARTITION skip its validation scan.
     """
     stage, sequence = _stage_name(batch_id), _stage_name(batch_id, "_row")
-    conn.execute(sql.SQL("create sequence {} start 2").format(sequence))
+    # CACHE: one session draws all values, in order; fewer sequence updates per row.
+    conn.execute(sql.SQL("create sequence {} start 2 cache 1000").format(sequence))
     conn.execute(
         sql.SQL(
             "create table {stage} ({cols}, "

@@ -328,3 +328,108 @@ def test_a_process_killed_mid_copy_leaves_nothing_and_the_rerun_loads_once(env, 
     assert q(url, "select count(*) from pg_tables where schemaname = 'stage'") == [(0,)]
     assert load.load_assessment_exports(url, landing)["batches"] == 0
     assert q(url, "select count(*) from raw.assessment_export_rows") == [(expected,)]
+
+
+def _raw_rows(url: str, source: str) -> list[tuple]:
+    cols = ", ".join(f'"{c}"' for c in CONTRACT_COLUMNS)
+    return q(
+        url,
+        f"select {cols}, _source_row from raw.assessment_export_rows where _source = %s order by _source_row",
+        (source,),
+    )
+
+
+def test_copy_fast_path_and_row_parser_agree(env, caplog):
+    """The same records through COPY (contract header) and the Python parser (other column order)."""
+    url, landing = env
+    rows = list(export_rows(3))
+    rows[1][8] = "two\nlines, and a comma"  # a quoted record spanning two physical lines
+    rows[2][12] = ""  # empty Tags
+    rows[4][4] = "31/02/2024"  # impossible date: quarantined alone
+    fast = write_export(landing / "assessments" / "a_fast.csv", rows)
+    fast.write_bytes(
+        fast.read_bytes().replace(b",,Garment CAT\r\n", b',"",Garment CAT\r\n', 1)
+    )  # quoted empty
+    order = list(reversed(range(len(CONTRACT_COLUMNS))))
+    slow = landing / "assessments" / "b_slow.csv"
+    with slow.open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow([CONTRACT_COLUMNS[i] for i in order])
+        writer.writerows([[r[i] for i in order] for r in rows])
+    os.utime(slow, (1_800_000_000, 1_800_000_000))
+    caplog.set_level("INFO", logger="include.load")
+    load.load_assessment_exports(url, landing)
+    assert "a_fast.csv: COPY refused" not in caplog.text  # the contract header took the fast path
+    assert "(parsed row by row)" in caplog.text  # b_slow.csv, columns in another order
+    fast_rows, slow_rows = _raw_rows(url, "a_fast.csv"), _raw_rows(url, "b_slow.csv")
+    assert fast_rows == slow_rows and len(fast_rows) == 8
+    assert [r[-1] for r in fast_rows] == [2, 3, 4, 5, 7, 8, 9, 10]  # record numbers, header = 1
+    assert fast_rows[1][8] == "two\nlines, and a comma"
+    assert fast_rows[0][12] is None and fast_rows[2][12] is None  # quoted "" and empty: both null
+    rejects = q(
+        url,
+        "select source, source_row, raw_text, reason from quarantine.rejected_rows order by source",
+    )
+    assert [r[1:] for r in rejects if r[0] == "a_fast.csv"] == [
+        (6, ",".join(rows[4]), "impossible date in Assesment.Start.Date: '31/02/2024'")
+    ]
+    assert [(r[1], r[3]) for r in rejects if r[0] == "b_slow.csv"] == [(6, rejects[0][3])]
+    # published by ATTACH: each batch is a partition of raw; nothing is left in stage
+    assert q(
+        url,
+        "select count(*) from pg_inherits where inhparent = 'raw.assessment_export_rows'::regclass"
+        " and inhrelid::regclass::text like 'raw.assessment_export_rows_b%%'",
+    ) == [(2,)]
+    assert q(url, "select count(*) from pg_class where relnamespace = 'stage'::regnamespace") == [(0,)]
+    assert_counts_add_up(url)
+
+
+def test_a_file_copy_refuses_falls_back_to_the_row_parser(env, caplog):
+    url, landing = env
+    path = write_export(landing / "assessments" / "x.csv", export_rows(2))
+    with path.open("ab") as f:
+        f.write(b"\\.\r\n")  # COPY's end-of-data marker: must not end the load silently
+        f.write(b"Pakistan,1,F,900,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+        f.write(b"Pakistan,1,Caf\xe9,901,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+    caplog.set_level("INFO", logger="include.load")
+    load.load_assessment_exports(url, landing)
+    assert "x.csv: COPY refused the file" in caplog.text
+    assert q(url, "select rows_read, rows_loaded, rows_quarantined from audit.load_batches") == [(9, 7, 2)]
+    assert [r[0].split(":")[0] for r in q(url, "select reason from quarantine.rejected_rows order by 1")] == [
+        "undecodable bytes (not UTF-8)",
+        "wrong field count",
+    ]
+    assert_counts_add_up(url)
+
+
+def test_transformer_reads_the_partitioned_raw_table(env):
+    url, landing = env
+    write_export(landing / "assessments" / "t.csv", export_rows(2))
+    load.load_assessment_exports(url, landing)
+    with db.connect(url, role="transformer") as conn:
+        assert conn.execute("select count(*) from raw.assessment_export_rows").fetchone()[0] == 6
+
+
+def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh_database, monkeypatch):
+    from include import warehouse
+
+    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+    cols = ", ".join(f'"{c}" text' for c in CONTRACT_COLUMNS)
+    with db.connect(fresh_database) as conn:
+        conn.execute("create schema raw")
+        conn.execute(
+            f"create table raw.assessment_export_rows ({cols}, _batch_id bigint not null,"
+            " _source text not null, _source_row bigint not null,"
+            " _loaded_at timestamptz not null default now())"
+        )
+        conn.execute(
+            'insert into raw.assessment_export_rows ("Quest.ID", _batch_id, _source, _source_row)'
+            " values ('1', 7, 'old.csv', 2)"
+        )
+    warehouse.bootstrap(fresh_database)
+    warehouse.bootstrap(fresh_database)  # idempotent
+    assert q(
+        fresh_database,
+        "select relkind::text from pg_class where oid = 'raw.assessment_export_rows'::regclass",
+    ) == [("p",)]
+    assert q(fresh_database, 'select "Quest.ID", _batch_id from raw.assessment_export_rows') == [("1", 7)]

@@ -196,3 +196,25 @@ def test_checksum_ignores_the_name_and_candidates_skip_partial_files(tmp_path):
     assert checksum(Path(a)) == checksum(Path(b))
     assert {p.name for p in candidate_files(folder)} == {"a.csv", "renamed.csv"}
     assert candidate_files(tmp_path / "missing") == []
+
+
+def test_contract_csv_body_is_the_bytes_after_an_exact_contract_header(tmp_path):
+    from include.extract_files import NotFastPath, contract_csv_body
+
+    path = write_csv(tmp_path / "c.csv", [row(quest=1), row(quest=2)])
+    body = b"".join(contract_csv_body(path, block_size=7))
+    assert body == path.read_bytes().split(b"\r\n", 1)[1]
+    other = write_csv(tmp_path / "o.csv", [row()], header=list(reversed(CONTRACT_COLUMNS)))
+    assert contract_csv_body(other) is None  # another order: parsed row by row
+    marker = write_csv(tmp_path / "m.csv", [row()])
+    marker.write_bytes(marker.read_bytes() + b"\\.\r\n")
+    with pytest.raises(NotFastPath):
+        b"".join(contract_csv_body(marker, block_size=5))
+
+
+def test_csv_record_quotes_like_csv():
+    from include.extract_files import csv_record
+
+    assert (
+        csv_record(["a", None, 'say "hi"', "x,y", "two\nlines", ""]) == 'a,,"say ""hi""","x,y","two\nlines",'
+    )
