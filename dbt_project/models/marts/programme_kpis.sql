@@ -73,7 +73,7 @@ assessment_counts as (
         count(assessments.assessment_id) as assessments
     from periods
     left join assessments
-        on periods.period_start is null or assessments.start_date between periods.period_start and periods.period_end
+        on {{ falls_in_period('assessments.start_date') }}
     group by periods.period
 ),
 
@@ -83,7 +83,7 @@ visit_counts as (
         count(visits.visit_id) as advisory_visits
     from periods
     left join visits
-        on periods.period_start is null or visits.visit_date between periods.period_start and periods.period_end
+        on {{ falls_in_period('visits.visit_date') }}
     group by periods.period
 ),
 
@@ -93,7 +93,7 @@ session_counts as (
         count(sessions.session_id) as training_sessions
     from periods
     left join sessions
-        on periods.period_start is null or sessions.starts_on between periods.period_start and periods.period_end
+        on {{ falls_in_period('sessions.starts_on') }}
     group by periods.period
 ),
 
@@ -107,9 +107,7 @@ participation_counts as (
         ) as female_participants
     from periods
     left join participations
-        on
-            periods.period_start is null
-            or participations.starts_on between periods.period_start and periods.period_end
+        on {{ falls_in_period('participations.starts_on') }}
     group by periods.period
 )
 

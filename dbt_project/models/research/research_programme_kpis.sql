@@ -52,7 +52,7 @@ contributors as (
         panel.factory_id
     from periods
     inner join {{ ref('factory_cycle_panel') }} as panel
-        on periods.period_start is null or panel.start_date between periods.period_start and periods.period_end
+        on {{ falls_in_period('panel.start_date') }}
     union all
     select
         'advisory_visits' as measure,
@@ -60,7 +60,7 @@ contributors as (
         visits.factory_id
     from periods
     inner join {{ ref('fct_advisory_visit') }} as visits
-        on periods.period_start is null or visits.visit_date between periods.period_start and periods.period_end
+        on {{ falls_in_period('visits.visit_date') }}
     union all
     -- a session's factories: its own (if any) and those of its participants
     select
@@ -69,7 +69,7 @@ contributors as (
         coalesce(participations.factory_id, sessions.factory_id) as factory_id
     from periods
     inner join sessions
-        on periods.period_start is null or sessions.starts_on between periods.period_start and periods.period_end
+        on {{ falls_in_period('sessions.starts_on') }}
     left join participations
         on sessions.session_id = participations.session_id
     union all
@@ -81,10 +81,7 @@ contributors as (
     inner join participations
         on
             participations.attended
-            and (
-                periods.period_start is null
-                or participations.starts_on between periods.period_start and periods.period_end
-            )
+            and {{ falls_in_period('participations.starts_on') }}
 ),
 
 measures as (
