@@ -45,6 +45,9 @@ CM_SOURCE = "case_management"
 EXPORT_TABLE = "raw.assessment_export_rows"
 EXPORT_ENTITY = "assessment_export_rows"
 SEEN_STATUSES = ("loaded", "quarantined", "rejected")  # a file's content is processed once
+# Export files validated together (one GX run for the group): a large backfill is published group
+# by group, and a group's stage tables (which become raw partitions) are all that waits for it.
+VALIDATION_GROUP = 50
 
 
 class LoadFailed(Exception):
@@ -113,8 +116,9 @@ def _stage_name(batch_id: int, suffix: str = "") -> sql.Composed:
 
 
 def _drop_stage(conn: psycopg.Connection, batch_id: int) -> None:
+    # CASCADE: a validation view over several stage tables that a crashed run left behind
     conn.execute(
-        sql.SQL("drop table if exists {}, {}").format(
+        sql.SQL("drop table if exists {}, {} cascade").format(
             _stage_name(batch_id), _stage_name(batch_id, "_rejects")
         )
     )
@@ -300,15 +304,20 @@ def _summary(results: list[BatchResult], **extra) -> dict:
 def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: bool = True) -> dict:
     """Load every new export file in ``landing_dir/assessments`` (one batch per file).
 
-    A file whose content (sha256) was already processed is skipped whatever its name. Raises
-    :class:`LoadFailed` at the end if a file was rejected or its batch quarantined.
+    A file whose content (sha256) was already processed is skipped whatever its name. New files are
+    staged in order (oldest first, so batch ids follow it), validated together in groups of up to
+    :data:`VALIDATION_GROUP` files (:func:`include.validate.validate_batches`), then published one
+    by one in the same order. Raises :class:`LoadFailed` at the end if a file was rejected or its
+    batch quarantined.
     """
     folder = Path(landing_dir) / "assessments"
     results: list[BatchResult] = []
     skipped = 0
     with _loader_session(warehouse_url, EXPORTS_SOURCE) as conn:
         _abandon_stale(conn, EXPORTS_SOURCE, None)
+        staged: list[_StagedExport] = []
         for path in extract_files.candidate_files(folder):
+            started = time.perf_counter()
             digest = extract_files.checksum(path)
             seen = conn.execute(
                 "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
@@ -318,59 +327,92 @@ def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: 
             if seen:
                 skipped += 1
                 continue
-            results.append(load_export_file(conn, warehouse_url, path, digest, validate=validate))
+            item = _stage_export_file(conn, path, digest, started)
+            if isinstance(item, BatchResult):
+                results.append(item)  # rejected whole
+                continue
+            staged.append(item)
+            if len(staged) == VALIDATION_GROUP:
+                results += _validate_and_publish(conn, warehouse_url, staged, validate)
+                staged = []
+        results += _validate_and_publish(conn, warehouse_url, staged, validate)
+    docs_seconds = 0.0
     if validate and results:
         from include import validate as validation
 
+        started = time.perf_counter()
         validation.build_docs(warehouse_url)  # once per run, not per batch
+        docs_seconds = time.perf_counter() - started
+    results.sort(key=lambda r: r.batch_id)
+    if results:
+        results[-1].seconds["data_docs"] = docs_seconds
     return _summary(results, files_skipped_as_known=skipped)
 
 
-def load_export_file(
-    conn: psycopg.Connection, warehouse_url: str, path: Path, digest: str, *, validate: bool = True
-) -> BatchResult:
-    """One file, one batch (the caller holds the exports lock and has checked the checksum)."""
+@dataclass
+class _StagedExport:
+    batch_id: int
+    path: Path
+    report: extract_files.ParseReport
+    seconds: dict[str, float]
+
+
+def _stage_export_file(
+    conn: psycopg.Connection, path: Path, digest: str, started: float
+) -> _StagedExport | BatchResult:
+    """Open the file's batch and stage it (committed); a file rejected whole gives its result."""
     batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name, checksum=digest)
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
     report = extract_files.ParseReport()
     try:
         stage_export(conn, batch_id, path, report)
     except extract_files.FileRejected as err:
         return _reject_whole(conn, batch_id, path.name, err.reason)
     conn.commit()
-    timings["stage"] = time.perf_counter() - started
-    outcome = None
+    return _StagedExport(batch_id, path, report, {"stage": time.perf_counter() - started})
+
+
+def _validate_and_publish(
+    conn: psycopg.Connection, warehouse_url: str, staged: list[_StagedExport], validate: bool
+) -> list[BatchResult]:
+    """Validate the staged files together, then publish (or quarantine) each, in batch order."""
+    if not staged:
+        return []
+    outcomes = {}
     if validate:
         from include import validate as validation
 
-        outcome = validation.validate_batch(
-            warehouse_url, EXPORT_ENTITY, "stage", f"batch_{batch_id}", batch_id
+        outcomes = validation.validate_batches(
+            warehouse_url, EXPORT_ENTITY, "stage", {s.batch_id: f"batch_{s.batch_id}" for s in staged}
         )
-        timings["validate"] = outcome.seconds
-        timings["validate_startup"] = outcome.startup_seconds
-    message = f"extra columns ignored: {', '.join(report.extra_columns)}" if report.extra_columns else ""
-    result = _publish(
-        conn,
-        batch_id=batch_id,
-        source_object=path.name,
-        raw_table=EXPORT_TABLE,
-        columns=list(extract_files.CONTRACT_COLUMNS),
-        outcome=outcome,
-        message=message,
-        attach=True,
-    )
-    result.seconds.update(timings)
-    log.info(
-        "batch %s (%s): %s, %s rows loaded, %s quarantined%s",
-        batch_id,
-        path.name,
-        result.status,
-        result.rows_loaded,
-        result.rows_quarantined,
-        "" if report.fast else " (parsed row by row)",
-    )
-    return result
+    results = []
+    for item in staged:
+        outcome = outcomes.get(item.batch_id)
+        if outcome is not None:
+            item.seconds["validate"] = outcome.seconds
+            item.seconds["validate_startup"] = outcome.startup_seconds
+        extra = item.report.extra_columns
+        result = _publish(
+            conn,
+            batch_id=item.batch_id,
+            source_object=item.path.name,
+            raw_table=EXPORT_TABLE,
+            columns=list(extract_files.CONTRACT_COLUMNS),
+            outcome=outcome,
+            message=f"extra columns ignored: {', '.join(extra)}" if extra else "",
+            attach=True,
+        )
+        result.seconds.update(item.seconds)
+        log.info(
+            "batch %s (%s): %s, %s rows loaded, %s quarantined%s",
+            item.batch_id,
+            item.path.name,
+            result.status,
+            result.rows_loaded,
+            result.rows_quarantined,
+            "" if item.report.fast else " (parsed row by row)",
+        )
+        results.append(result)
+    return results
 
 
 def stage_export(
@@ -446,9 +488,19 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
                 copy.write(block)
         staged = cur.rowcount
     date = sql.Identifier(extract_files.DATE_COLUMN)
+    # An export holds a few hundred distinct dates: test those, not every row. MATERIALIZED keeps
+    # the planner from pushing the test below the grouping, onto every row.
+    (impossible,) = conn.execute(
+        sql.SQL(
+            "with dates as materialized (select {date} as d from {stage} group by 1) "
+            "select coalesce(array_agg(d), '{{}}') from dates where stage.impossible_ddmmyyyy(d)"
+        ).format(stage=stage, date=date)
+    ).fetchone()
+    if not impossible:
+        return staged, 0
     rejected = conn.execute(
         sql.SQL(
-            "with bad as (delete from {stage} where stage.impossible_ddmmyyyy({date}) returning *) "
+            "with bad as (delete from {stage} where {date} = any(%(dates)s) returning *) "
             "insert into {rejects} (source_row, raw_text, reason) "
             "select _source_row, left(stage.csv_record(array[{cols}]), {limit}), "
             "{reason} || quote_literal({date}) from bad"
@@ -459,7 +511,8 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
             cols=cols,
             limit=sql.Literal(extract_files.RAW_TEXT_LIMIT),
             reason=sql.Literal(f"impossible date in {extract_files.DATE_COLUMN}: "),
-        )
+        ),
+        {"dates": impossible},
     ).rowcount
     return staged - rejected, rejected
 

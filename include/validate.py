@@ -6,6 +6,11 @@ GX Core is called directly (no Airflow provider, see STACK_FACTS.md) and importe
 loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
 loader rebuilds once per run (:func:`build_docs`). One GX context serves a whole process.
+
+Several batches of one entity (a run's new export files) are validated together by
+:func:`validate_batches`: once over a view of all their stage tables, then, only for what that
+finds wrong, once more per batch. GX's own work per validation and per query, not the rows, is
+what a small batch pays for; a run of many files pays it about once.
 """
 
 from __future__ import annotations
@@ -26,6 +31,38 @@ log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 SEVERITIES = ("critical", "warning")
 EXAMPLES = 5  # unexpected values kept per expectation in audit
+
+# Expectations whose clean result on several batches at once proves every one of them clean: each
+# row is judged on its own, or (uniqueness) a clean whole has clean parts. An aggregate
+# (row count, mean, distinct values, ...) does not decompose so and is run batch by batch.
+# ``unexpected_rows_expectation`` qualifies when its suite says so (``meta.row_wise``).
+UNION_SAFE = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_values_to_match_regex_list",
+        "expect_column_values_to_not_match_regex_list",
+        "expect_column_values_to_match_like_pattern",
+        "expect_column_values_to_not_match_like_pattern",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_value_lengths_to_equal",
+        "expect_column_values_to_be_unique",
+        "expect_compound_columns_to_be_unique",
+        "expect_select_column_values_to_be_unique_within_record",
+        "expect_column_pair_values_to_be_equal",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_multicolumn_sum_to_equal",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +107,20 @@ def load_suite_json(entity: str) -> dict:
             raise ValueError(
                 f"{suite_path(entity).name}: expectation {i} ({exp['type']}) has no valid meta.severity"
             )
+        if exp["meta"].get("row_wise") and not _selects_batch_id(exp):
+            raise ValueError(
+                f"{suite_path(entity).name}: expectation {i} ({exp['meta'].get('rule')}) is row_wise, "
+                "so its query must select _batch_id (to tell batches apart when validated together)"
+            )
     return spec
+
+
+def _selects_batch_id(exp: dict) -> bool:
+    query = exp["kwargs"].get("unexpected_rows_query", "")
+    selected = query.lower().split(" from ", 1)[0].removeprefix("select").strip()
+    return exp["type"] == "unexpected_rows_expectation" and (
+        selected == "*" or "_batch_id" in {c.strip() for c in selected.split(",")}
+    )
 
 
 def label(exp: dict) -> str:
@@ -178,7 +228,7 @@ def _session_for(url: str) -> _Session:
 
 
 def validate_batch(url: str, entity: str, schema: str, table: str, batch_id: int) -> Outcome:
-    """Run ``expectations/<entity>.json`` on ``schema.table`` and record every result.
+    """Run ``expectations/<entity>.json`` on ``schema.table`` (one batch) and record every result.
 
     ``url`` is the warehouse (GX reads the staged table through its own SQLAlchemy connection;
     results are written as the ``loader`` role). The suite may use the parameter ``today``.
@@ -189,73 +239,208 @@ def validate_batch(url: str, entity: str, schema: str, table: str, batch_id: int
     to :data:`EXAMPLES` unexpected values. Data Docs are not built here: call :func:`build_docs`
     once the run's batches are validated.
     """
+    return validate_batches(url, entity, schema, {batch_id: table})[batch_id]
+
+
+def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str]) -> dict[int, Outcome]:
+    """Validate several staged batches of one entity (``{batch_id: table}``) and record each result.
+
+    With one batch, the suite runs on its table, then (for their examples only) the failed column
+    expectations once more. With several, on a view that is the union of their tables (each holds
+    its ``_batch_id`` and a ``CHECK`` on it, so a query filtered on one batch scans one table):
+
+    1. every :data:`UNION_SAFE` expectation once for all (one that finds nothing there has found
+       nothing in any batch); any other one once per batch, restricted to its rows;
+    2. only the union-safe expectations that found something, once per batch, with examples: which
+       batches break them, and by how many rows.
+
+    A batch's rows are a row condition ``_batch_id == <id>`` for GX's own expectations and, for an
+    ``unexpected_rows_expectation`` marked ``row_wise`` (its query selects ``_batch_id``), its query
+    filtered on that column. Another ``unexpected_rows_expectation`` runs on each batch's own table.
+    Every batch gets one result per expectation of the suite in ``audit.validation_results``, as
+    if it had been validated alone.
+    """
     import datetime as dt
 
     session = _session_for(url)
     startup, session.startup_seconds = session.startup_seconds, 0.0  # paid once per process
     started = time.perf_counter()
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
     spec, suite, source = session.suite(entity)
-    params = {"today": dt.date.today().isoformat()}
-    asset_name = f"{schema}.{table}"
+    ids = {(e.meta or {}).get("rule"): e.id for e in suite.expectations}
+    expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in spec["expectations"]]
+    run = _Run(session, source, schema, spec["name"], {"today": dt.date.today().isoformat()})
+    found: dict[tuple[str, int | None], object] = {}  # (rule, batch id; None: every batch) -> result
     with _gx_lock(session.state_dir):
-        asset = source.add_table_asset(name=asset_name, table_name=table, schema_name=schema)
+        if len(tables) == 1:
+            ((batch_id, table),) = tables.items()
+            found = run.validate(table, expectations, f"batch_{batch_id}")
+            failed = [e for e in expectations if _wants_examples(found[(e["meta"]["rule"], None)])]
+            if failed:  # examples only: the first pass's page in Data Docs shows the failures
+                found.update(run.validate(table, failed, None, examples=EXAMPLES))
+        else:
+            view = _union_view(url, schema, tables)
+            try:
+                first = [
+                    x
+                    for e in expectations
+                    if _union_safe(e) or _filterable(e)
+                    for x in ([e] if _union_safe(e) else [_for_batch(e, b) for b in tables])
+                ]
+                found = run.validate(view, first, f"batches_{min(tables)}-{max(tables)}")
+                again = [
+                    _for_batch(e, b)
+                    for e in expectations
+                    for b in tables
+                    if ((e["meta"]["rule"], None) in found and not _clean(found[(e["meta"]["rule"], None)]))
+                    or ((e["meta"]["rule"], b) in found and _wants_examples(found[(e["meta"]["rule"], b)]))
+                ]
+                if again:
+                    found.update(run.validate(view, again, None, examples=EXAMPLES))
+            finally:
+                _drop_union_view(url, schema, view)
+            alone = [e for e in expectations if not (_union_safe(e) or _filterable(e))]
+            for batch_id, table in tables.items() if alone else ():
+                mine = run.validate(table, alone, None, examples=EXAMPLES)
+                found.update({(rule, batch_id): r for (rule, _), r in mine.items()})
+    seconds = time.perf_counter() - started
+    outcomes = {}
+    for n, batch_id in enumerate(tables):
+        outcome = Outcome(
+            suite=spec["name"],
+            startup_seconds=startup if n == 0 else 0.0,
+            seconds=seconds / len(tables),  # the group's validation time, shared out evenly
+        )
+        for exp in expectations:
+            rule = exp["meta"]["rule"]
+            outcome.checks.append(_check(exp, found.get((rule, batch_id)) or found[(rule, None)]))
+        outcomes[batch_id] = outcome
+    record_all(url, outcomes)
+    for batch_id, outcome in outcomes.items():
+        if outcome.failed_warnings:
+            log.warning(
+                "batch %s: warnings from %s: %s", batch_id, entity, ", ".join(outcome.failed_warnings)
+            )
+    return outcomes
+
+
+def _union_safe(exp: dict) -> bool:
+    if exp["type"] == "unexpected_rows_expectation":
+        return bool(exp["meta"].get("row_wise"))
+    return exp["type"] in UNION_SAFE
+
+
+def _filterable(exp: dict) -> bool:
+    """Whether one batch's rows can be picked out of the union for this expectation."""
+    return exp["type"] != "unexpected_rows_expectation" or bool(exp["meta"].get("row_wise"))
+
+
+def _clean(r) -> bool:
+    """Succeeded and found no unexpected row at all (``mostly`` may let a few pass: not clean)."""
+    res = r.result or {}
+    if r.expectation_config.type == "unexpected_rows_expectation":
+        return bool(r.success) and not res.get("observed_value")
+    return bool(r.success) and not res.get("unexpected_count")
+
+
+def _wants_examples(r) -> bool:
+    """A failed column expectation: a second run fetches a few of its unexpected values."""
+    return not r.success and "partial_unexpected_list" in (r.result or {})
+
+
+def _for_batch(exp: dict, batch_id: int) -> dict:
+    """The expectation restricted to one batch's rows of the union view."""
+    kwargs = dict(exp["kwargs"])
+    if exp["type"] == "unexpected_rows_expectation":
+        # row_wise queries select _batch_id; PostgreSQL pushes the filter down to one stage table
+        query = kwargs["unexpected_rows_query"]
+        kwargs["unexpected_rows_query"] = (
+            f"select * from ({query}) as rows_found where _batch_id = {int(batch_id)}"
+        )
+    else:
+        condition = {
+            "type": "comparison",
+            "column": {"name": "_batch_id"},
+            "operator": "==",
+            "parameter": batch_id,
+        }
+        if kwargs.get("row_condition"):
+            condition = {"type": "and", "conditions": [kwargs["row_condition"], condition]}
+        kwargs["row_condition"] = condition
+    return {**exp, "kwargs": kwargs, "meta": {**exp["meta"], "batch_id": batch_id}}
+
+
+@dataclass
+class _Run:
+    """GX validations of one entity's tables in a loading run (the caller holds the GX lock)."""
+
+    session: _Session
+    source: object
+    schema: str
+    suite_name: str
+    params: dict
+
+    def validate(self, table: str, expectations: list[dict], page: str | None, examples: int = 0) -> dict:
+        """GX results of ``expectations`` on ``schema.table``, by (rule, ``meta.batch_id`` or None).
+
+        ``examples``: unexpected values fetched per failed expectation (0: counts only, which spares
+        the example queries; they scan the whole table when nothing is wrong). With a ``page``
+        name, the result is stored, as a checkpoint would, for Data Docs (:func:`build_docs`).
+        """
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        suite = gx.ExpectationSuite(
+            name=self.suite_name,
+            expectations=[{k: v for k, v in e.items() if k != "id"} for e in expectations],
+        )
+        asset_name = f"{self.schema}.{table}"
+        asset = self.source.add_table_asset(name=asset_name, table_name=table, schema_name=self.schema)
         try:
-            batch_definition = asset.add_batch_definition_whole_table("whole table")
-            batch = batch_definition.get_batch()
+            batch = asset.add_batch_definition_whole_table("whole table").get_batch()
             result = batch.validate(
                 suite,
-                result_format={"result_format": "BASIC", "partial_unexpected_count": 0},
-                expectation_parameters=params,
+                result_format={"result_format": "BASIC", "partial_unexpected_count": examples},
+                expectation_parameters=self.params,
             )
-            examples = _examples(batch, entity, result.results, params)
-            # Stored as a checkpoint would, for Data Docs (built once per run by build_docs).
+        finally:
+            self.source.delete_asset(asset_name)  # the asset names this table only
+        if page is not None:
             key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=f"batch_{batch_id}"),
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite_name),
+                run_id=RunIdentifier(run_name=page),
                 batch_identifier=batch.id,
             )
             result.meta["run_id"] = key.run_id
-            session.context.validation_results_store.set(key, result)
-            session.pending_docs.append(key)
-        finally:
-            source.delete_asset(asset_name)  # the asset names this batch's table only
-    outcome = Outcome(suite=spec["name"], startup_seconds=startup)
-    for r in result.results:
-        exp = r.expectation_config.to_json_dict()
-        outcome.checks.append(_check(exp, r, examples.get(exp.get("id"))))
-    outcome.seconds = time.perf_counter() - started
-    record(url, batch_id, outcome)
-    if outcome.failed_warnings:
-        log.warning("batch %s: warnings from %s: %s", batch_id, entity, ", ".join(outcome.failed_warnings))
-    return outcome
+            self.session.context.validation_results_store.set(key, result)
+            self.session.pending_docs.append(key)
+        return {
+            (r.expectation_config.meta["rule"], r.expectation_config.meta.get("batch_id")): r
+            for r in result.results
+        }
 
 
-def _examples(batch, entity: str, results, params: dict) -> dict[str, list]:
-    """Up to EXAMPLES unexpected values of each failed column expectation (a second, small run)."""
-    import great_expectations as gx
+def _union_view(url: str, schema: str, tables: dict[int, str]) -> str:
+    """A view over the batches' stage tables (same columns, ``_batch_id`` in each)."""
+    from psycopg import sql
 
-    failed = [
-        r.expectation_config
-        for r in results
-        if not r.success and "partial_unexpected_list" in (r.result or {}) and r.expectation_config.id
-    ]
-    if not failed:
-        return {}
-    suite = gx.ExpectationSuite(name=f"{entity}_examples", expectations=[e.to_json_dict() for e in failed])
-    detail = batch.validate(
-        suite,
-        result_format={"result_format": "BASIC", "partial_unexpected_count": EXAMPLES},
-        expectation_parameters=params,
+    name = f"run_{min(tables)}_{max(tables)}"
+    union = sql.SQL(" union all ").join(
+        sql.SQL("select * from {}").format(sql.Identifier(schema, t)) for t in tables.values()
     )
-    return {
-        r.expectation_config.id: (r.result or {}).get("partial_unexpected_list") or [] for r in detail.results
-    }
+    with db.connect(url) as conn:  # as GX connects: whoever reads the stage tables
+        conn.execute(sql.SQL("create or replace view {} as {}").format(sql.Identifier(schema, name), union))
+    return name
+
+
+def _drop_union_view(url: str, schema: str, name: str) -> None:
+    from psycopg import sql
+
+    with db.connect(url) as conn:
+        conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(schema, name)))
 
 
 def build_docs(url: str | None = None) -> None:
@@ -269,12 +454,12 @@ def build_docs(url: str | None = None) -> None:
     session.pending_docs = []
 
 
-def _check(exp: dict, r, examples: list | None = None) -> Check:
+def _check(exp: dict, r) -> Check:
     res = r.result or {}
     count = res.get("unexpected_count")
     if count is None and exp["type"] == "unexpected_rows_expectation":
         count = res.get("observed_value")
-    values = examples if examples is not None else res.get("partial_unexpected_list") or []
+    values = res.get("partial_unexpected_list") or []
     messages = _exception_messages(r.exception_info)
     details = "; ".join(messages)[:2000] if messages else None
     return Check(
@@ -297,8 +482,8 @@ def _exception_messages(info) -> list[str]:
     return [m for value in info.values() for m in _exception_messages(value)]
 
 
-def record(url: str, batch_id: int, outcome: Outcome) -> None:
-    """Write the outcome to ``audit.validation_results`` (its own committed transaction)."""
+def record_all(url: str, outcomes: dict[int, Outcome]) -> None:
+    """Write the outcomes (by batch id) to ``audit.validation_results`` in one committed transaction."""
     with db.connect(url, role="loader") as conn, conn.cursor() as cur:
         cur.executemany(
             """
@@ -318,6 +503,7 @@ def record(url: str, batch_id: int, outcome: Outcome) -> None:
                     json.dumps(c.unexpected_values),
                     c.details,
                 )
+                for batch_id, outcome in outcomes.items()
                 for c in outcome.checks
             ],
         )

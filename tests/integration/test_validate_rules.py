@@ -128,12 +128,13 @@ GOOD = {
     },
 }
 
-CUSTOM = {  # custom-SQL rules: the values that break them
-    "NCQ finding is 0, 1 or empty": {"Finding": "2"},
-    "Cluster required on NCQ rows": {"Cluster": None},
-    "Assesment.Start.Date not in the future": {"Assesment.Start.Date": FUTURE.strftime("%d/%m/%Y")},
-    "exited_on not before enrolled_on": {"exited_on": "2019-12-31"},
-    "ends_on not before starts_on": {"ends_on": "2024-04-30"},
+CUSTOM = {  # rules with a row condition or custom SQL: the rows that break them (changes to GOOD)
+    "NCQ finding is 0, 1 or empty": [{"Finding": "2"}],
+    "Cluster required on NCQ rows": [{"Cluster": None}],
+    "Quest.ID x Question.ID unique in a file": [{}, {"Q.Label": "the same question twice"}],
+    "Assesment.Start.Date not in the future": [{"Assesment.Start.Date": FUTURE.strftime("%d/%m/%Y")}],
+    "exited_on not before enrolled_on": [{"exited_on": "2019-12-31"}],
+    "ends_on not before starts_on": [{"ends_on": "2024-04-30"}],
 }
 
 
@@ -146,7 +147,7 @@ def _bad_batch(entity: str, exp: dict) -> tuple[list[dict], str | None]:
     good, kw, kind = GOOD[entity], exp["kwargs"], exp["type"]
     rule = exp["meta"]["rule"]
     if rule in CUSTOM:
-        return [{**good, **CUSTOM[rule]}], None
+        return [{**good, **change} for change in CUSTOM[rule]], None
     if rule.endswith("not in the future"):
         column = rule.split()[0]
         return [{**good, column: str(FUTURE)}], None
@@ -168,12 +169,18 @@ def _bad_batch(entity: str, exp: dict) -> tuple[list[dict], str | None]:
     )
 
 
-def _stage(url: str, entity: str, name: str, rows: list[dict], drop: str | None = None) -> None:
+def _stage(
+    url: str, entity: str, name: str, rows: list[dict], drop: str | None = None, batch_id: int = 1
+) -> None:
     table = sql.Identifier("stage", name)
     with db.connect(url) as conn:
         if entity == "assessment_export_rows":
             cols = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in CONTRACT_COLUMNS)
-            conn.execute(sql.SQL("create table {} ({}, _source_row bigint)").format(table, cols))
+            conn.execute(
+                sql.SQL("create table {} ({}, _batch_id bigint default {}, _source_row bigint)").format(
+                    table, cols, sql.Literal(batch_id)
+                )
+            )
         else:
             columns = sql.SQL(", ").join(map(sql.Identifier, spec(entity.removeprefix("cm_")).columns))
             conn.execute(
@@ -259,3 +266,54 @@ def test_suites_are_valid_gx_suites():
     for entity in GOOD:
         suite = gx.ExpectationSuite(**json.loads(validate.suite_path(entity).read_text()))
         assert len(suite.expectations) == len(validate.load_suite_json(entity)["expectations"])
+
+
+def test_batches_validated_together_get_the_results_each_would_get_alone(wh):
+    """A run's export files are validated on the union of their stage tables, then per batch where
+    something was found: every batch's results must be those of validating it on its own."""
+    entity, good = "assessment_export_rows", GOOD["assessment_export_rows"]
+    second_question = {**good, "Question.ID": "18"}
+    batches = {
+        501: [good, second_question],  # clean
+        502: [
+            {**good, "Country": "Bangladesh"},
+            {**second_question, "CP": "Wages Overtime (old)"},
+        ],  # warnings
+        503: [good, {**good, "Q.Label": "again"}, {**second_question, "Question.type": "XYZ"}],  # critical
+        504: [{**good, "Quest.ID": "Q-10"}, {**second_question, "Country": "India"}],  # a warning
+    }
+    for batch_id, rows in batches.items():
+        _stage(wh, entity, f"together_{batch_id}", rows, batch_id=batch_id)
+        _stage(wh, entity, f"alone_{batch_id}", rows, batch_id=batch_id)
+    together = validate.validate_batches(wh, entity, "stage", {b: f"together_{b}" for b in batches})
+    alone = {b: validate.validate_batch(wh, entity, "stage", f"alone_{b}", b) for b in batches}
+
+    def seen(outcome):
+        return [(c.expectation, c.success, c.unexpected_count, c.unexpected_values) for c in outcome.checks]
+
+    for batch_id in batches:
+        assert seen(together[batch_id]) == seen(alone[batch_id]), batch_id
+    assert together[501].failed_critical == [] and together[501].failed_warnings == [
+        "factory known to the registry"
+    ]
+    assert set(together[502].failed_warnings) == {
+        "CP is a canonical name",
+        "Country allowed values",
+        "factory known to the registry",
+    }
+    assert together[503].failed_critical == [
+        "Question.type allowed values",
+        "Quest.ID x Question.ID unique in a file",
+    ]
+    assert "Country allowed values" in together[504].failed_warnings
+    assert [
+        c.unexpected_values for c in together[504].checks if c.expectation == "Country allowed values"
+    ] == [["India"]]
+    with db.connect(wh) as conn:  # the union view is gone; every batch has a full set of results
+        assert conn.execute("select count(*) from pg_views where viewname like 'run_%'").fetchone() == (0,)
+        counts = conn.execute(
+            "select batch_id, count(*) from audit.validation_results where batch_id between 501 and 504 "
+            "group by 1 order by 1"
+        ).fetchall()
+    n = len(validate.load_suite_json(entity)["expectations"])
+    assert counts == [(b, 2 * n) for b in batches]  # together and alone

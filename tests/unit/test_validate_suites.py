@@ -49,3 +49,22 @@ def test_a_missing_severity_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(validate, "EXPECTATIONS_DIR", tmp_path)
     with pytest.raises(ValueError, match="no valid meta.severity"):
         validate.load_suite_json("x")
+
+
+def test_a_row_wise_query_must_select_the_batch_id(tmp_path, monkeypatch):
+    def suite(query: str) -> None:
+        exp = {
+            "type": "unexpected_rows_expectation",
+            "kwargs": {"unexpected_rows_query": query},
+            "meta": {"severity": "warning", "rule": "r", "row_wise": True},
+        }
+        (tmp_path / "x.json").write_text(json.dumps({"name": "x", "expectations": [exp]}))
+
+    monkeypatch.setattr(validate, "EXPECTATIONS_DIR", tmp_path)
+    suite("select _source_row, a from {batch} where a < 0")
+    with pytest.raises(ValueError, match="must select _batch_id"):
+        validate.load_suite_json("x")
+    suite("select _batch_id, _source_row, a from {batch} where a < 0")
+    assert validate.load_suite_json("x")["expectations"][0]["meta"]["row_wise"] is True
+    suite("select * from {batch} where a < 0")
+    assert validate.load_suite_json("x")["name"] == "x"
