@@ -29,6 +29,7 @@ import io
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -316,25 +317,31 @@ def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: 
     with _loader_session(warehouse_url, EXPORTS_SOURCE) as conn:
         _abandon_stale(conn, EXPORTS_SOURCE, None)
         staged: list[_StagedExport] = []
-        for path in extract_files.candidate_files(folder):
-            started = time.perf_counter()
-            digest = extract_files.checksum(path)
-            seen = conn.execute(
-                "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
-                (EXPORTS_SOURCE, digest, list(SEEN_STATUSES)),
-            ).fetchone()
-            conn.commit()
-            if seen:
-                skipped += 1
-                continue
-            item = _stage_export_file(conn, path, digest, started)
-            if isinstance(item, BatchResult):
-                results.append(item)  # rejected whole
-                continue
-            staged.append(item)
-            if len(staged) == VALIDATION_GROUP:
-                results += _validate_and_publish(conn, warehouse_url, staged, validate)
-                staged = []
+        paths = extract_files.candidate_files(folder)
+        # Checksums are computed ahead in a thread (hashlib lets go of the GIL) while files are
+        # COPY-ed: reading each file twice then costs next to no wall time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as pool:
+            digests = pool.map(extract_files.checksum, paths)
+            for path in paths:
+                started = time.perf_counter()
+                digest = next(digests)
+                seen = conn.execute(
+                    "select 1 from audit.load_batches where source = %s and checksum = %s "
+                    "and status = any(%s)",
+                    (EXPORTS_SOURCE, digest, list(SEEN_STATUSES)),
+                ).fetchone()
+                conn.commit()
+                if seen:
+                    skipped += 1
+                    continue
+                item = _stage_export_file(conn, path, digest, started)
+                if isinstance(item, BatchResult):
+                    results.append(item)  # rejected whole
+                    continue
+                staged.append(item)
+                if len(staged) == VALIDATION_GROUP:
+                    results += _validate_and_publish(conn, warehouse_url, staged, validate)
+                    staged = []
         results += _validate_and_publish(conn, warehouse_url, staged, validate)
     docs_seconds = 0.0
     if validate and results:

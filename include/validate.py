@@ -249,16 +249,17 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     expectations once more. With several, on a view that is the union of their tables (each holds
     its ``_batch_id`` and a ``CHECK`` on it, so a query filtered on one batch scans one table):
 
-    1. every :data:`UNION_SAFE` expectation once for all (one that finds nothing there has found
-       nothing in any batch); any other one once per batch, restricted to its rows;
-    2. only the union-safe expectations that found something, once per batch, with examples: which
-       batches break them, and by how many rows.
+    1. every :data:`UNION_SAFE` expectation once for all batches; one that finds nothing there has
+       found nothing in any batch. Any other expectation once per batch, on its rows only;
+    2. what found something is told apart by batch: a custom query's unexpected rows carry their
+       ``_batch_id`` (when GX returned all of them, at most 200); anything else runs again once per
+       batch, with examples.
 
     A batch's rows are a row condition ``_batch_id == <id>`` for GX's own expectations and, for an
     ``unexpected_rows_expectation`` marked ``row_wise`` (its query selects ``_batch_id``), its query
     filtered on that column. Another ``unexpected_rows_expectation`` runs on each batch's own table.
-    Every batch gets one result per expectation of the suite in ``audit.validation_results``, as
-    if it had been validated alone.
+    Every batch gets one result per expectation of the suite in ``audit.validation_results``, the
+    same as if it had been validated alone (tested).
     """
     import datetime as dt
 
@@ -269,39 +270,37 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     ids = {(e.meta or {}).get("rule"): e.id for e in suite.expectations}
     expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in spec["expectations"]]
     run = _Run(session, source, schema, spec["name"], {"today": dt.date.today().isoformat()})
-    found: dict[tuple[str, int | None], object] = {}  # (rule, batch id; None: every batch) -> result
+    single = len(tables) == 1
     with _gx_lock(session.state_dir):
-        if len(tables) == 1:
-            ((batch_id, table),) = tables.items()
-            found = run.validate(table, expectations, f"batch_{batch_id}")
-            failed = [e for e in expectations if _wants_examples(found[(e["meta"]["rule"], None)])]
-            if failed:  # examples only: the first pass's page in Data Docs shows the failures
-                found.update(run.validate(table, failed, None, examples=EXAMPLES))
-        else:
-            view = _union_view(url, schema, tables)
-            try:
-                first = [
-                    x
-                    for e in expectations
-                    if _union_safe(e) or _filterable(e)
-                    for x in ([e] if _union_safe(e) else [_for_batch(e, b) for b in tables])
-                ]
-                found = run.validate(view, first, f"batches_{min(tables)}-{max(tables)}")
-                again = [
-                    _for_batch(e, b)
-                    for e in expectations
-                    for b in tables
-                    if ((e["meta"]["rule"], None) in found and not _clean(found[(e["meta"]["rule"], None)]))
-                    or ((e["meta"]["rule"], b) in found and _wants_examples(found[(e["meta"]["rule"], b)]))
-                ]
-                if again:
-                    found.update(run.validate(view, again, None, examples=EXAMPLES))
-            finally:
-                _drop_union_view(url, schema, view)
-            alone = [e for e in expectations if not (_union_safe(e) or _filterable(e))]
-            for batch_id, table in tables.items() if alone else ():
-                mine = run.validate(table, alone, None, examples=EXAMPLES)
-                found.update({(rule, batch_id): r for (rule, _), r in mine.items()})
+        target = next(iter(tables.values())) if single else _union_view(url, schema, tables)
+        try:
+            first = [
+                x
+                for e in expectations
+                for x in ([e] if single or _union_safe(e) else [_for_batch(e, b) for b in tables])
+                if single or _union_safe(e) or _filterable(e)
+            ]
+            page = f"batch_{min(tables)}" if single else f"batches_{min(tables)}-{max(tables)}"
+            found = run.validate(target, first, page)
+            again = []
+            for e in expectations:
+                rule = e["meta"]["rule"]
+                whole = found.get((rule, None))
+                if whole is not None and single:
+                    again += [e] if _wants_examples(whole) else []
+                elif whole is not None and not (_clean(whole) or _rows_tell_batches(whole)):
+                    again += [_for_batch(e, b) for b in tables]
+                elif whole is None:
+                    again += [_for_batch(e, b) for b in tables if _wants_examples(found.get((rule, b)))]
+            if again:  # examples and shares only: pass one's page in Data Docs shows the failures
+                found.update(run.validate(target, again, None, examples=EXAMPLES))
+        finally:
+            if not single:
+                _drop_union_view(url, schema, target)
+        alone = [e for e in expectations if not (single or _union_safe(e) or _filterable(e))]
+        for batch_id, table in tables.items() if alone else ():
+            mine = run.validate(table, alone, None, examples=EXAMPLES)
+            found.update({(rule, batch_id): r for (rule, _), r in mine.items()})
     seconds = time.perf_counter() - started
     outcomes = {}
     for n, batch_id in enumerate(tables):
@@ -312,7 +311,11 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
         )
         for exp in expectations:
             rule = exp["meta"]["rule"]
-            outcome.checks.append(_check(exp, found.get((rule, batch_id)) or found[(rule, None)]))
+            mine, whole = found.get((rule, batch_id)), found.get((rule, None))
+            if mine is None and not single and not _clean(whole):
+                outcome.checks.append(_check(exp, whole, batch_id=batch_id))  # this batch's rows of it
+            else:
+                outcome.checks.append(_check(exp, mine or whole))
         outcomes[batch_id] = outcome
     record_all(url, outcomes)
     for batch_id, outcome in outcomes.items():
@@ -342,9 +345,18 @@ def _clean(r) -> bool:
     return bool(r.success) and not res.get("unexpected_count")
 
 
+def _rows_tell_batches(r) -> bool:
+    """A custom query whose unexpected rows GX returned every one of (it keeps 200 at most)."""
+    if r.expectation_config.type != "unexpected_rows_expectation" or _exception_messages(r.exception_info):
+        return False
+    res = r.result or {}
+    rows = (res.get("details") or {}).get("unexpected_rows")
+    return rows is not None and len(rows) == res.get("observed_value")
+
+
 def _wants_examples(r) -> bool:
     """A failed column expectation: a second run fetches a few of its unexpected values."""
-    return not r.success and "partial_unexpected_list" in (r.result or {})
+    return r is not None and not r.success and "partial_unexpected_list" in (r.result or {})
 
 
 def _for_batch(exp: dict, batch_id: int) -> dict:
@@ -382,10 +394,30 @@ class _Run:
     def validate(self, table: str, expectations: list[dict], page: str | None, examples: int = 0) -> dict:
         """GX results of ``expectations`` on ``schema.table``, by (rule, ``meta.batch_id`` or None).
 
-        ``examples``: unexpected values fetched per failed expectation (0: counts only, which spares
-        the example queries; they scan the whole table when nothing is wrong). With a ``page``
-        name, the result is stored, as a checkpoint would, for Data Docs (:func:`build_docs`).
+        GX's own expectations run with ``examples`` unexpected values fetched per failure (0: counts
+        only, which spares the example queries; they scan the whole table when nothing is wrong).
+        Custom queries run apart, in GX's COMPLETE format: their result then holds up to 200 of
+        their rows (GX fetches them anyway). With a ``page`` name, the results are stored, as a
+        checkpoint would, for Data Docs (:func:`build_docs`).
         """
+        custom = [e for e in expectations if e["type"] == "unexpected_rows_expectation"]
+        builtin = [e for e in expectations if e["type"] != "unexpected_rows_expectation"]
+        asset_name = f"{self.schema}.{table}"
+        asset = self.source.add_table_asset(name=asset_name, table_name=table, schema_name=self.schema)
+        found = {}
+        try:
+            batch = asset.add_batch_definition_whole_table("whole table").get_batch()
+            for part, result_format in (
+                (builtin, {"result_format": "BASIC", "partial_unexpected_count": examples}),
+                (custom, {"result_format": "COMPLETE"}),
+            ):
+                if part:
+                    found.update(self._validate(batch, part, result_format, page))
+        finally:
+            self.source.delete_asset(asset_name)  # the asset names this table only
+        return found
+
+    def _validate(self, batch, expectations: list[dict], result_format: dict, page: str | None) -> dict:
         import great_expectations as gx
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.resource_identifiers import (
@@ -397,21 +429,11 @@ class _Run:
             name=self.suite_name,
             expectations=[{k: v for k, v in e.items() if k != "id"} for e in expectations],
         )
-        asset_name = f"{self.schema}.{table}"
-        asset = self.source.add_table_asset(name=asset_name, table_name=table, schema_name=self.schema)
-        try:
-            batch = asset.add_batch_definition_whole_table("whole table").get_batch()
-            result = batch.validate(
-                suite,
-                result_format={"result_format": "BASIC", "partial_unexpected_count": examples},
-                expectation_parameters=self.params,
-            )
-        finally:
-            self.source.delete_asset(asset_name)  # the asset names this table only
+        result = batch.validate(suite, result_format=result_format, expectation_parameters=self.params)
         if page is not None:
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite_name),
-                run_id=RunIdentifier(run_name=page),
+                run_id=RunIdentifier(run_name=f"{page}_{result_format['result_format'].lower()}"),
                 batch_identifier=batch.id,
             )
             result.meta["run_id"] = key.run_id
@@ -454,19 +476,27 @@ def build_docs(url: str | None = None) -> None:
     session.pending_docs = []
 
 
-def _check(exp: dict, r) -> Check:
+def _check(exp: dict, r, batch_id: int | None = None) -> Check:
+    """One expectation's outcome; with ``batch_id``, that batch's share of a custom query's rows."""
     res = r.result or {}
     count = res.get("unexpected_count")
-    if count is None and exp["type"] == "unexpected_rows_expectation":
-        count = res.get("observed_value")
     values = res.get("partial_unexpected_list") or []
+    success = bool(r.success)
+    if exp["type"] == "unexpected_rows_expectation":
+        count = res.get("observed_value")
+        values = (res.get("details") or {}).get("unexpected_rows") or []
+        if batch_id is not None:
+            values = [row for row in values if row.get("_batch_id") == batch_id]
+            count, success = len(values), not values
+        # sorted, so that examples do not depend on the order the rows came in
+        values = sorted(values, key=lambda row: json.dumps(row, sort_keys=True, default=str))
     messages = _exception_messages(r.exception_info)
     details = "; ".join(messages)[:2000] if messages else None
     return Check(
         expectation=label(exp),
         expectation_id=exp.get("id"),
         severity=(exp.get("meta") or {}).get("severity", "critical"),
-        success=bool(r.success),
+        success=success,
         unexpected_count=int(count) if isinstance(count, int | float) else None,
         unexpected_values=json.loads(json.dumps(values[:EXAMPLES], default=str)),
         details=details,
