@@ -72,6 +72,9 @@ class Settings:
     extract_lookback_minutes: int
     """``EXTRACT_LOOKBACK_MINUTES``: case-management rows changed this long before the watermark are
     re-read (default 10), so rows committed late are not missed; versions already loaded are skipped."""
+    validation_threads: int
+    """``VALIDATION_THREADS``: GX validations of one table run on this many connections at once
+    (default 2, one per core of the reference machine); 1 runs them one after another."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -100,4 +103,5 @@ def settings() -> Settings:
         docs_dir=_path(env("DOCS_DIR", "data/docs")),
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
         extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
+        validation_threads=max(1, int(env("VALIDATION_THREADS", "2"))),
     )

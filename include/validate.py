@@ -8,9 +8,10 @@ loading goes on). Results go to ``audit.validation_results`` and to the Data Doc
 loader rebuilds once per run (:func:`build_docs`). One GX context serves a whole process.
 
 Several batches of one entity (a run's new export files) are validated together by
-:func:`validate_batches`: once over a view of all their stage tables, then, only for what that
-finds wrong, once more per batch. GX's own work per validation and per query, not the rows, is
-what a small batch pays for; a run of many files pays it about once.
+:func:`validate_batches`: once over a view of all their stage tables; what that finds is then told
+apart by batch (by the ``_batch_id`` of the unexpected rows, or by running that expectation again
+per batch). GX's own work per validation and per query, not the rows, is most of what a small
+batch costs: a run of many files pays it about once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fcntl
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,41 +178,48 @@ def _context(state_dir: Path, docs_dir: Path):
 
 
 class _Session:
-    """GX's context, the warehouse data source and the suites, built once per process and warehouse.
+    """GX's context, the warehouse data sources and the suites, built once per process and warehouse.
 
     Importing GX (~5 s) and building a context (~0.5 s) dwarf validating a small batch: a run that
     loads several batches pays them once. Data Docs are built by :func:`build_docs`, once per run.
     """
 
-    def __init__(self, url: str, docs_dir: Path):
+    def __init__(self, url: str, docs_dir: Path, threads: int):
         started = time.perf_counter()
         self.url = url
+        self.threads = threads
         self.state_dir = docs_dir / "gx_state"
         self.context = _context(self.state_dir, docs_dir / "data_docs")
-        self.suites: dict[str, tuple[dict, object, object]] = {}
+        self.suites: dict[str, tuple[dict, object, list]] = {}
         self.pending_docs: list = []  # validation results not yet rendered in Data Docs
         self.startup_seconds = time.perf_counter() - started
 
     def suite(self, entity: str):
-        """The entity's suite as stored, its GX suite, and its data source.
+        """The entity's suite as stored, its GX suite, and its data sources (one per thread).
 
-        One data source (SQLAlchemy engine) per entity: GX caches column metadata in its engine, and
+        Data sources (SQLAlchemy engines) per entity: GX caches column metadata in its engine, and
         shared between entities it resolved ``cycle`` (improvement items) as ``"Cycle"`` (exports).
+        One per validation thread: GX's execution engine holds the batch it is working on.
         """
         if entity not in self.suites:
             import great_expectations as gx
 
             spec = load_suite_json(entity)
             suite = self.context.suites.add_or_update(gx.ExpectationSuite(**spec))
-            source = self.context.data_sources.add_or_update_postgres(
-                f"warehouse_{entity}", connection_string=db.sqlalchemy_url(self.url)
-            )
-            self.suites[entity] = (spec, suite, source)
+            sources = [
+                self.context.data_sources.add_or_update_postgres(
+                    f"warehouse_{entity}" + (f"_{n}" if n else ""),
+                    connection_string=db.sqlalchemy_url(self.url),
+                )
+                for n in range(self.threads)
+            ]
+            self.suites[entity] = (spec, suite, sources)
         return self.suites[entity]
 
     def close(self) -> None:
-        for _, _, source in self.suites.values():
-            source.get_execution_engine().close()
+        for _, _, sources in self.suites.values():
+            for source in sources:
+                source.get_execution_engine().close()
 
 
 _session: _Session | None = None
@@ -219,12 +228,24 @@ _session: _Session | None = None
 def _session_for(url: str) -> _Session:
     """The process's GX session for this warehouse and ``DOCS_DIR`` (a new one if either changed)."""
     global _session
-    docs_dir = settings().docs_dir
-    if _session is None or (_session.url, _session.state_dir) != (url, docs_dir / "gx_state"):
+    config = settings()
+    docs_dir, threads = config.docs_dir, config.validation_threads
+    if _session is None or (_session.url, _session.state_dir, _session.threads) != (
+        url,
+        docs_dir / "gx_state",
+        threads,
+    ):
         if _session is not None:
             _session.close()
-        _session = _Session(url, docs_dir)
+        _session = _Session(url, docs_dir, threads)
     return _session
+
+
+def warm_up(url: str) -> float:
+    """Import GX and build this process's session now (as a long-lived worker would have); seconds."""
+    session = _session_for(url)
+    seconds, session.startup_seconds = session.startup_seconds, 0.0
+    return seconds
 
 
 def validate_batch(url: str, entity: str, schema: str, table: str, batch_id: int) -> Outcome:
@@ -266,10 +287,10 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     session = _session_for(url)
     startup, session.startup_seconds = session.startup_seconds, 0.0  # paid once per process
     started = time.perf_counter()
-    spec, suite, source = session.suite(entity)
+    spec, suite, sources = session.suite(entity)
     ids = {(e.meta or {}).get("rule"): e.id for e in suite.expectations}
     expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in spec["expectations"]]
-    run = _Run(session, source, schema, spec["name"], {"today": dt.date.today().isoformat()})
+    run = _Run(session, sources, schema, spec["name"], {"today": dt.date.today().isoformat()})
     single = len(tables) == 1
     with _gx_lock(session.state_dir):
         target = next(iter(tables.values())) if single else _union_view(url, schema, tables)
@@ -386,7 +407,7 @@ class _Run:
     """GX validations of one entity's tables in a loading run (the caller holds the GX lock)."""
 
     session: _Session
-    source: object
+    sources: list  # GX data sources of the entity, one per validation thread
     schema: str
     suite_name: str
     params: dict
@@ -397,52 +418,95 @@ class _Run:
         GX's own expectations run with ``examples`` unexpected values fetched per failure (0: counts
         only, which spares the example queries; they scan the whole table when nothing is wrong).
         Custom queries run apart, in GX's COMPLETE format: their result then holds up to 200 of
-        their rows (GX fetches them anyway). With a ``page`` name, the results are stored, as a
-        checkpoint would, for Data Docs (:func:`build_docs`).
+        their rows (GX fetches them anyway). The work is shared out between the data sources, each
+        in a thread of its own (PostgreSQL runs their queries on as many cores): GX's own
+        expectations, bundled into few queries, in one; the custom queries dealt out between all.
+        With a ``page`` name, the result is stored, as a checkpoint would, for Data Docs.
         """
         custom = [e for e in expectations if e["type"] == "unexpected_rows_expectation"]
         builtin = [e for e in expectations if e["type"] != "unexpected_rows_expectation"]
-        asset_name = f"{self.schema}.{table}"
-        asset = self.source.add_table_asset(name=asset_name, table_name=table, schema_name=self.schema)
-        found = {}
+        lanes: list[list[tuple[list[dict], dict]]] = [[] for _ in self.sources]
+        if builtin:
+            lanes[0].append((builtin, {"result_format": "BASIC", "partial_unexpected_count": examples}))
+        for n in range(len(lanes)):  # lane 0 has GX's expectations: it takes the custom ones last
+            mine = custom[(len(lanes) - 1 - n) :: len(lanes)]
+            if mine:
+                lanes[n].append((mine, {"result_format": "COMPLETE"}))
+        used = [(source, lane) for source, lane in zip(self.sources, lanes, strict=True) if lane]
+        name = f"{self.schema}.{table}"
+        batches, with_asset = [], []
         try:
-            batch = asset.add_batch_definition_whole_table("whole table").get_batch()
-            for part, result_format in (
-                (builtin, {"result_format": "BASIC", "partial_unexpected_count": examples}),
-                (custom, {"result_format": "COMPLETE"}),
-            ):
-                if part:
-                    found.update(self._validate(batch, part, result_format, page))
+            for source, _ in used:  # the context's catalogue changes in this thread only
+                asset = source.add_table_asset(name=name, table_name=table, schema_name=self.schema)
+                with_asset.append(source)
+                batches.append(asset.add_batch_definition_whole_table("whole table").get_batch())
+            if len(used) == 1:
+                done = [self._lane(batches[0], used[0][1])]
+            else:
+                with ThreadPoolExecutor(max_workers=len(used), thread_name_prefix="gx") as pool:
+                    futures = [
+                        pool.submit(self._lane, b, lane) for b, (_, lane) in zip(batches, used, strict=True)
+                    ]
+                    done = [f.result() for f in futures]
         finally:
-            self.source.delete_asset(asset_name)  # the asset names this table only
-        return found
+            for source in with_asset:
+                source.delete_asset(name)  # the asset names this table only
+        results = [result for lane in done for result in lane]
+        if page is not None:
+            self._store(page, batches[0], results)
+        return {
+            (r.expectation_config.meta["rule"], r.expectation_config.meta.get("batch_id")): r
+            for result in results
+            for r in result.results
+        }
 
-    def _validate(self, batch, expectations: list[dict], result_format: dict, page: str | None) -> dict:
+    def _lane(self, batch, parts: list[tuple[list[dict], dict]]) -> list:
         import great_expectations as gx
+
+        return [
+            batch.validate(
+                gx.ExpectationSuite(
+                    name=self.suite_name,
+                    expectations=[{k: v for k, v in e.items() if k != "id"} for e in part],
+                ),
+                result_format=result_format,
+                expectation_parameters=self.params,
+            )
+            for part, result_format in parts
+        ]
+
+    def _store(self, page: str, batch, results: list) -> None:
+        """One validation result with every expectation's, stored as a checkpoint would, for Data Docs."""
+        from great_expectations.core import ExpectationSuiteValidationResult
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
             ValidationResultIdentifier,
         )
+        from great_expectations.validator.validation_statistics import calc_validation_statistics
 
-        suite = gx.ExpectationSuite(
-            name=self.suite_name,
-            expectations=[{k: v for k, v in e.items() if k != "id"} for e in expectations],
+        every = [r for result in results for r in result.results]
+        statistics = calc_validation_statistics(every)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite_name),
+            run_id=RunIdentifier(run_name=page),
+            batch_identifier=batch.id,
         )
-        result = batch.validate(suite, result_format=result_format, expectation_parameters=self.params)
-        if page is not None:
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite_name),
-                run_id=RunIdentifier(run_name=f"{page}_{result_format['result_format'].lower()}"),
-                batch_identifier=batch.id,
-            )
-            result.meta["run_id"] = key.run_id
-            self.session.context.validation_results_store.set(key, result)
-            self.session.pending_docs.append(key)
-        return {
-            (r.expectation_config.meta["rule"], r.expectation_config.meta.get("batch_id")): r
-            for r in result.results
-        }
+        result = ExpectationSuiteValidationResult(
+            results=every,
+            success=statistics.success,
+            suite_name=self.suite_name,
+            statistics={
+                "evaluated_expectations": statistics.evaluated_expectations,
+                "successful_expectations": statistics.successful_expectations,
+                "unsuccessful_expectations": statistics.unsuccessful_expectations,
+                "success_percent": statistics.success_percent,
+            },
+            meta={**results[0].meta, "run_id": key.run_id},
+            batch_id=results[0].batch_id,
+        )
+        self.session.context.validation_results_store.set(key, result)
+        self.session.pending_docs.append(key)
 
 
 def _union_view(url: str, schema: str, tables: dict[int, str]) -> str:
