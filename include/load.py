@@ -446,9 +446,10 @@ def stage_export(
         body = extract_files.contract_csv_body(path)
         if body is not None:
             try:
-                counts = _stage_csv_fast(conn, batch_id, path, body)
-                report.kind, report.fast, report.rows_read = "csv", True, sum(counts)
-                return counts
+                staged = _stage_csv_fast(conn, batch_id, path, body)
+                report.kind, report.fast, report.rows_read = "csv", True, staged
+                rejected = reject_impossible_dates(conn, batch_id)
+                return staged - rejected, rejected
             except (psycopg.DataError, extract_files.NotFastPath) as err:
                 conn.rollback()  # nothing of this attempt remains, not even the stage table
                 log.info("%s: COPY refused the file (%s); parsing it row by row", path.name, err)
@@ -487,29 +488,36 @@ def _create_export_stage(conn: psycopg.Connection, batch_id: int, source: str) -
     _create_rejects_table(conn, batch_id)
 
 
-def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -> tuple[int, int]:
-    """The file's bytes straight into ``COPY … (FORMAT csv)``; then impossible dates out, in SQL.
+def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -> int:
+    """The file's bytes straight into ``COPY … (FORMAT csv)``; returns the records staged.
 
     ``FORCE_NULL`` makes a quoted empty field NULL as well, like an unquoted one (the row-by-row
     parser does the same). ``FREEZE``: the table is new in this transaction, so its rows can be
-    written frozen, sparing raw a later rewrite by VACUUM. A quarantined row's raw text is rebuilt
-    from its fields as one CSV record (``stage.csv_record``).
+    written frozen, sparing raw a later rewrite by VACUUM. Impossible dates are taken out
+    afterwards, in SQL (:func:`reject_impossible_dates`).
     """
     _create_export_stage(conn, batch_id, path.name)
     cols = sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS))
-    stage = _stage_name(batch_id)
     with conn.cursor() as cur:
         with cur.copy(
             sql.SQL("copy {} ({}) from stdin (format csv, encoding 'UTF8', freeze, force_null ({}))").format(
-                stage, cols, cols
+                _stage_name(batch_id), cols, cols
             )
         ) as copy:
             for block in body:
                 copy.write(block)
-        staged = cur.rowcount
-    date = sql.Identifier(extract_files.DATE_COLUMN)
-    # An export holds a few hundred distinct dates: test those, not every row. MATERIALIZED keeps
-    # the planner from pushing the test below the grouping, onto every row.
+        return cur.rowcount
+
+
+def reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
+    """Move the COPY-ed rows whose ``dd/mm/yyyy`` date is no calendar date to the rejects.
+
+    An export holds a few hundred distinct dates: those are tested, not every row (MATERIALIZED
+    keeps the planner from pushing the test below the grouping, onto every row), and rows are
+    touched only if one is impossible. A quarantined row's raw text is rebuilt from its fields as
+    one CSV record (``stage.csv_record``). Not committed; returns the rows moved.
+    """
+    stage, date = _stage_name(batch_id), sql.Identifier(extract_files.DATE_COLUMN)
     (impossible,) = conn.execute(
         sql.SQL(
             "with dates as materialized (select {date} as d from {stage} group by 1) "
@@ -517,8 +525,8 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
         ).format(stage=stage, date=date)
     ).fetchone()
     if not impossible:
-        return staged, 0
-    rejected = conn.execute(
+        return 0
+    return conn.execute(
         sql.SQL(
             "with bad as (delete from {stage} where {date} = any(%(dates)s) returning *) "
             "insert into {rejects} (source_row, raw_text, reason) "
@@ -528,13 +536,12 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
             stage=stage,
             rejects=_stage_name(batch_id, "_rejects"),
             date=date,
-            cols=cols,
+            cols=sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS)),
             limit=sql.Literal(extract_files.RAW_TEXT_LIMIT),
             reason=sql.Literal(f"impossible date in {extract_files.DATE_COLUMN}: "),
         ),
         {"dates": impossible},
     ).rowcount
-    return staged - rejected, rejected
 
 
 def _stage_parsed(
