@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--workdir", type=Path, default=None, help="default: data/bench/scale_<n>")
     parser.add_argument("--only", choices=list(MODES), action="append")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every method; the median is shown")
     parser.add_argument(
         "--cleanup", action="store_true", help="delete the generated sources afterwards (large scales)"
     )
@@ -264,22 +265,38 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(p.stat().st_size for p in (landing / "assessments").iterdir())
     print(f"sources: {origin}; {size / 2**20:.1f} MiB of exports in {landing / 'assessments'}")
     print(f"machine: {machine()}")
-    results = {}
+    runs: dict[str, list[dict]] = {}
     try:
-        for mode in args.only or list(MODES):
-            url = db.with_database(_server(), f"bwbench_{mode}_{uuid.uuid4().hex[:8]}")
-            db.ensure_database(url)
-            try:
-                results[mode] = _measure(mode, url, landing, workdir / f"docs_{mode}")
-            finally:
-                db.drop_database(url)
-                shutil.rmtree(workdir / f"docs_{mode}", ignore_errors=True)
-            print(f"  {mode} done", flush=True)
+        for n in range(args.repeat):  # rounds of every method, so that a busy moment hits them all
+            for mode in args.only or list(MODES):
+                url = db.with_database(_server(), f"bwbench_{mode}_{uuid.uuid4().hex[:8]}")
+                db.ensure_database(url)
+                try:
+                    runs.setdefault(mode, []).append(_measure(mode, url, landing, workdir / f"docs_{mode}"))
+                finally:
+                    db.drop_database(url)
+                    shutil.rmtree(workdir / f"docs_{mode}", ignore_errors=True)
+            print(f"  round {n + 1} of {args.repeat} done", flush=True)
     finally:
         if args.cleanup:
             shutil.rmtree(workdir, ignore_errors=True)
+    results = {mode: _median(measured) for mode, measured in runs.items()}
     print("\n".join(report(results)))
+    if args.repeat > 1:
+        print(
+            f"(median of {args.repeat} runs; seconds min-max: "
+            + ", ".join(
+                f"{m} {min(r['seconds'] for r in rs):.2f}-{max(r['seconds'] for r in rs):.2f}"
+                for m, rs in runs.items()
+            )
+            + ")"
+        )
     return 0
+
+
+def _median(measured: list[dict]) -> dict:
+    """The run of median wall time (its phases and memory with it)."""
+    return sorted(measured, key=lambda r: r["seconds"])[len(measured) // 2]
 
 
 if __name__ == "__main__":
