@@ -34,7 +34,7 @@ CONTRACT_COLUMNS = EXPORT_COLUMNS  # the 14 columns of contract §1, in order
 
 DATE_COLUMN = "Assesment.Start.Date"
 SUFFIXES = (".csv", ".xlsx")
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 10_000  # rows parsed in Python per COPY: memory is bounded by one chunk
 RAW_TEXT_LIMIT = 4_000  # a quarantined row keeps at most this many characters of its raw text
 _DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")  # ASCII digits, as stage.impossible_ddmmyyyy
 _BINARY_MAGIC = {
