@@ -7,7 +7,8 @@ A batch's life (docs/INTERNALS.md):
    ``stage.batch_<id>_rejects``), committed so that GX's own connection sees them. An export CSV
    whose header is exactly the contract's goes to ``COPY`` as raw bytes (PostgreSQL parses it); if
    ``COPY`` refuses it, that attempt is rolled back and the file is parsed row by row in Python;
-3. the entity's suite runs on the stage table (:mod:`include.validate`);
+3. the entity's suite runs on the stage table (:mod:`include.validate`); a run's new export files
+   are all staged first, then validated together (the same results per file as alone);
 4. one transaction: no critical failure → the batch goes to raw, rejects into quarantine, batch
    ``loaded`` (and, for case management, the watermark moves); a critical failure → every row into
    quarantine, batch ``quarantined``. The stage tables are then dropped. An export batch goes to

@@ -333,10 +333,12 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
         for exp in expectations:
             rule = exp["meta"]["rule"]
             mine, whole = found.get((rule, batch_id)), found.get((rule, None))
-            if mine is None and not single and not _clean(whole):
-                outcome.checks.append(_check(exp, whole, batch_id=batch_id))  # this batch's rows of it
+            if mine is not None:
+                outcome.checks.append(_check(exp, mine))
+            elif single or _clean(whole):
+                outcome.checks.append(_check(exp, whole))
             else:
-                outcome.checks.append(_check(exp, mine or whole))
+                outcome.checks.append(_check(exp, whole, batch_id=batch_id))  # this batch's rows of it
         outcomes[batch_id] = outcome
     record_all(url, outcomes)
     for batch_id, outcome in outcomes.items():

@@ -433,3 +433,42 @@ def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh
         "select relkind::text from pg_class where oid = 'raw.assessment_export_rows'::regclass",
     ) == [("p",)]
     assert q(fresh_database, 'select "Quest.ID", _batch_id from raw.assessment_export_rows') == [("1", 7)]
+
+
+def test_a_run_that_dies_during_validation_leaves_nothing_and_the_rerun_loads_once(env, monkeypatch):
+    """Files are staged, then validated together: a death there (its view left behind) loses nothing."""
+    from include import validate
+
+    url, landing = env
+    write_export(landing / "assessments" / "a.csv", export_rows(3))
+    write_export(landing / "assessments" / "b.csv", export_rows(2, first_quest=50))
+
+    def dies(url_, entity, schema, tables):
+        with db.connect(url_) as conn:  # what a process killed mid-validation leaves: its union view
+            conn.execute(
+                f"create view {schema}.run_{min(tables)}_{max(tables)} as "
+                + " union all ".join(f"select * from {schema}.{t}" for t in tables.values())
+            )
+        raise RuntimeError("killed during validation")
+
+    monkeypatch.setattr(validate, "validate_batches", dies)
+    with pytest.raises(RuntimeError, match="killed during validation"):
+        load.load_assessment_exports(url, landing)
+    assert q(url, "select count(*) from raw.assessment_export_rows") == [(0,)]
+    assert q(url, "select status from audit.load_batches order by batch_id") == [("staging",), ("staging",)]
+
+    monkeypatch.undo()
+    summary = load.load_assessment_exports(url, landing)
+    assert summary["rows_loaded"] == 15
+    assert [s for (s,) in q(url, "select status from audit.load_batches order by batch_id")] == [
+        "abandoned",
+        "abandoned",
+        "loaded",
+        "loaded",
+    ]
+    assert q(
+        url,
+        "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'stage' and c.relkind in ('r', 'v', 'S')",  # tables, views, sequences
+    ) == [(0,)]
+    assert_counts_add_up(url)
