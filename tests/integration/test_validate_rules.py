@@ -329,3 +329,50 @@ def test_batches_validated_together_get_the_results_each_would_get_alone(wh):
         ).fetchall()
     n = len(validate.load_suite_json(entity)["expectations"])
     assert counts == [(b, 2 * n) for b in batches]  # together and alone
+
+
+def test_expectations_about_a_whole_batch_are_run_per_batch_when_validated_together(
+    wh, tmp_path, monkeypatch
+):
+    """A row count or a custom rule about the file as a whole does not decompose over a union:
+    it runs per batch (a row condition for GX's own, the batch's own table for custom SQL)."""
+    suite = {
+        "name": "whole_batch_rules",
+        "expectations": [
+            {
+                "type": "expect_table_row_count_to_be_between",
+                "kwargs": {"min_value": 2},
+                "meta": {"severity": "critical", "rule": "at least two rows"},
+            },
+            {
+                "type": "unexpected_rows_expectation",
+                "kwargs": {
+                    "unexpected_rows_query": 'select count(distinct "Quest.ID") as quests from {batch} '
+                    'having count(distinct "Quest.ID") < 2'
+                },
+                "meta": {"severity": "warning", "rule": "at least two assessments"},
+            },
+        ],
+    }
+    (tmp_path / "whole_batch_rules.json").write_text(json.dumps(suite))
+    monkeypatch.setattr(validate, "EXPECTATIONS_DIR", tmp_path)
+    good = GOOD["assessment_export_rows"]
+    batches = {
+        601: [good, {**good, "Quest.ID": "Q-2"}],  # two rows, two assessments: passes both
+        602: [good],  # one row, one assessment: fails both
+        603: [good, {**good, "Question.ID": "99"}],  # two rows, one assessment: a warning
+    }
+    for batch_id, rows in batches.items():
+        _stage(wh, "assessment_export_rows", f"whole_{batch_id}", rows, batch_id=batch_id)
+    together = validate.validate_batches(wh, "whole_batch_rules", "stage", {b: f"whole_{b}" for b in batches})
+    alone = {b: validate.validate_batch(wh, "whole_batch_rules", "stage", f"whole_{b}", b) for b in batches}
+    for batch_id in batches:
+        assert [(c.expectation, c.success) for c in together[batch_id].checks] == [
+            (c.expectation, c.success) for c in alone[batch_id].checks
+        ]
+    assert together[601].failed_critical == [] and together[601].failed_warnings == []
+    assert together[602].failed_critical == ["at least two rows"]
+    assert together[602].failed_warnings == ["at least two assessments"]
+    assert together[603].failed_critical == [] and together[603].failed_warnings == [
+        "at least two assessments"
+    ]
