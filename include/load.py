@@ -410,7 +410,6 @@ def _validate_and_publish(
         outcome = outcomes.get(item.batch_id)
         if outcome is not None:
             item.seconds["validate"] = outcome.seconds
-            item.seconds["validate_startup"] = outcome.startup_seconds
         extra = item.report.extra_columns
         result = _publish(
             conn,
@@ -449,12 +448,15 @@ def stage_export(
             try:
                 staged = _stage_csv_fast(conn, batch_id, path, body)
                 report.kind, report.fast, report.rows_read = "csv", True, staged
-                rejected = reject_impossible_dates(conn, batch_id)
+                rejected = _reject_impossible_dates(conn, batch_id)
+                _add_batch_constants(conn, batch_id, path.name)
                 return staged - rejected, rejected
             except (psycopg.DataError, extract_files.NotFastPath) as err:
                 conn.rollback()  # nothing of this attempt remains, not even the stage table
                 log.info("%s: COPY refused the file (%s); parsing it row by row", path.name, err)
-    return _stage_parsed(conn, batch_id, path, report)
+    counts = _stage_parsed(conn, batch_id, path, report)
+    _add_batch_constants(conn, batch_id, path.name)
+    return counts
 
 
 def _create_export_stage(conn: psycopg.Connection, batch_id: int) -> None:
@@ -509,7 +511,7 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
     ``FORCE_NULL`` makes a quoted empty field NULL as well, like an unquoted one (the row-by-row
     parser does the same). ``FREEZE``: the table is new in this transaction, so its rows can be
     written frozen, sparing raw a later rewrite by VACUUM. Impossible dates are taken out
-    afterwards, in SQL (:func:`reject_impossible_dates`).
+    afterwards, in SQL (:func:`_reject_impossible_dates`).
     """
     _create_export_stage(conn, batch_id)
     cols = sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS))
@@ -521,12 +523,10 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
         ) as copy:
             for block in body:
                 copy.write(block)
-        staged = cur.rowcount
-    _add_batch_constants(conn, batch_id, path.name)
-    return staged
+        return cur.rowcount
 
 
-def reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
+def _reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
     """Move the COPY-ed rows whose ``dd/mm/yyyy`` date is no calendar date to the rejects.
 
     An export holds a few hundred distinct dates: those are tested, not every row (MATERIALIZED
@@ -590,7 +590,6 @@ def _stage_parsed(
                     for r in chunk.rejects:
                         copy.write_row((r.source_row, r.raw_text.replace("\0", ""), r.reason))
                 rejected += len(chunk.rejects)
-    _add_batch_constants(conn, batch_id, path.name)
     return staged, rejected
 
 

@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg import sql
+
 from include import db
 from include.config import PROJECT_DIR, settings
 
@@ -513,8 +515,6 @@ class _Run:
 
 def _union_view(url: str, schema: str, tables: dict[int, str]) -> str:
     """A view over the batches' stage tables (same columns, ``_batch_id`` in each)."""
-    from psycopg import sql
-
     name = f"run_{min(tables)}_{max(tables)}"
     union = sql.SQL(" union all ").join(
         sql.SQL("select * from {}").format(sql.Identifier(schema, t)) for t in tables.values()
@@ -525,8 +525,6 @@ def _union_view(url: str, schema: str, tables: dict[int, str]) -> str:
 
 
 def _drop_union_view(url: str, schema: str, name: str) -> None:
-    from psycopg import sql
-
     with db.connect(url) as conn:
         conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(schema, name)))
 
