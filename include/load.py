@@ -341,7 +341,7 @@ def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: 
                 # GX's import (~5 s in a fresh task process) goes on while the files are staged
                 from include import validate as validation
 
-                gx_ready = gx_import.submit(validation.warm_up, warehouse_url)
+                gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
             item = _stage_export_file(conn, path, digest, started)
             if isinstance(item, BatchResult):
                 results.append(item)  # rejected whole

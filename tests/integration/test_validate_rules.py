@@ -376,3 +376,57 @@ def test_expectations_about_a_whole_batch_are_run_per_batch_when_validated_toget
     assert together[603].failed_critical == [] and together[603].failed_warnings == [
         "at least two assessments"
     ]
+
+
+def test_expect_no_unexpected_rows_gives_gx_own_result_from_one_query(wh, tmp_path, monkeypatch):
+    """The project's custom SQL expectation counts and returns the rows GX's
+    unexpected_rows_expectation does (past GX's 200 kept rows too), running its query once, not twice."""
+    import sqlalchemy
+
+    marked = {
+        kind: f'select _batch_id, "Question.ID" from {{batch}} where "Question.ID" <> \'17\' /* {kind} */'
+        for kind in ("unexpected_rows_expectation", "expect_no_unexpected_rows")
+    }
+    suite = {
+        "name": "custom_sql_kinds",
+        "expectations": [
+            {
+                "type": kind,
+                "kwargs": {"unexpected_rows_query": query},
+                "meta": {"severity": "critical", "rule": kind, "row_wise": True},
+            }
+            for kind, query in marked.items()
+        ],
+    }
+    (tmp_path / "custom_sql_kinds.json").write_text(json.dumps(suite))
+    monkeypatch.setattr(validate, "EXPECTATIONS_DIR", tmp_path)
+    good = GOOD["assessment_export_rows"]
+    bad = [{**good, "Question.ID": str(100 + n)} for n in range(250)]
+    _stage(wh, "assessment_export_rows", "kinds_bad", [good, *bad, good], batch_id=701)
+    _stage(wh, "assessment_export_rows", "kinds_good", [good, good], batch_id=702)
+
+    executed: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        executed.extend(kind for kind in marked if f"/* {kind} */" in statement)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+    try:
+        failed = validate.validate_batch(wh, "custom_sql_kinds", "stage", "kinds_bad", 701)
+        passed = validate.validate_batch(wh, "custom_sql_kinds", "stage", "kinds_good", 702)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+
+    gx_own, ours = failed.checks
+    assert (gx_own.success, gx_own.unexpected_count) == (False, 250)
+    assert (ours.success, ours.unexpected_count, ours.unexpected_values) == (
+        gx_own.success,
+        gx_own.unexpected_count,
+        gx_own.unexpected_values,
+    )
+    assert len(ours.unexpected_values) == validate.EXAMPLES and ours.details is None
+    clean = [(c.success, c.unexpected_count, c.unexpected_values) for c in passed.checks]
+    assert clean == [(True, 0, [])] * 2
+    # per validated batch: GX's own runs its query twice (rows, then a count), ours once
+    assert executed.count("unexpected_rows_expectation") == 4
+    assert executed.count("expect_no_unexpected_rows") == 2

@@ -1,0 +1,85 @@
+"""The project's one Great Expectations extension: a custom SQL expectation whose query runs once.
+
+GX 1.x's ``unexpected_rows_expectation`` depends on two metrics, ``unexpected_rows_query.table``
+(the first 200 rows) and ``unexpected_rows_query.row_count`` (``SELECT COUNT(*)`` around the query),
+so PostgreSQL runs every custom query twice: for a ``GROUP BY`` over every row of a run, that is
+most of what validation costs. ``expect_no_unexpected_rows`` takes the same ``unexpected_rows_query``
+and gives the same result (``observed_value``: the number of rows the query returns; in COMPLETE
+format, ``details.unexpected_rows``: the first 200 of them), from one query that also counts its
+rows (``COUNT(*) OVER ()``).
+
+It is built the way GX documents custom SQL expectations and metrics (a subclass of
+``UnexpectedRowsExpectation``, a ``QueryMetricProvider``), so Data Docs render it like its parent.
+Importing this module registers both with GX: :mod:`include.validate` does so before it loads a
+suite, inside the task (GX is never imported when a DAG file is parsed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from great_expectations.compatibility.sqlalchemy import sqlalchemy as sa
+from great_expectations.constants import MAX_RESULT_RECORDS
+from great_expectations.core.metric_domain_types import MetricDomainTypes
+from great_expectations.core.result_format import ResultFormat
+from great_expectations.execution_engine import SqlAlchemyExecutionEngine
+from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
+
+COUNTED_ROWS = "unexpected_rows_query.counted_rows"
+_COUNT_COLUMN = "_gx_rows_found"  # the window count's column, dropped from the rows returned
+
+
+class UnexpectedRowsQueryCountedRows(QueryMetricProvider):
+    """The query's first ``MAX_RESULT_RECORDS`` rows and how many it returns, in one execution."""
+
+    metric_name = COUNTED_ROWS
+    value_keys = ("unexpected_rows_query",)
+    query_param_name: ClassVar[str] = "unexpected_rows_query"
+
+    @metric_value(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(
+        cls,
+        execution_engine: SqlAlchemyExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict:
+        batch_selectable, _, _ = execution_engine.get_compute_domain(
+            metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
+        )
+        query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
+            query=cls._get_query_from_metric_value_kwargs(metric_value_kwargs),
+            batch_selectable=batch_selectable,
+            execution_engine=execution_engine,
+        )
+        # No LIMIT: it makes PostgreSQL plan for the first rows (a sort instead of a hash aggregate,
+        # twice as slow here). The rows past the first ones are not fetched, as in GX's own metric.
+        counted = f"SELECT *, COUNT(*) OVER () AS {_COUNT_COLUMN} FROM ({query}) AS unexpected_rows"
+        found = execution_engine.execute_query(sa.text(counted)).fetchmany(MAX_RESULT_RECORDS)
+        rows = [row._asdict() for row in found]
+        count = rows[0][_COUNT_COLUMN] if rows else 0
+        for row in rows:
+            del row[_COUNT_COLUMN]
+        return {"count": int(count), "rows": rows}
+
+
+class ExpectNoUnexpectedRows(UnexpectedRowsExpectation):
+    """``unexpected_rows_expectation`` with its query run once: fails if the query returns a row."""
+
+    metric_dependencies: ClassVar[tuple[str, ...]] = (COUNTED_ROWS,)
+
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None):
+        found = metrics[COUNTED_ROWS]
+        result_format = self._get_result_format(runtime_configuration=runtime_configuration)
+        if isinstance(result_format, dict):
+            result_format = result_format.get("result_format", ResultFormat.SUMMARY)
+        success = found["count"] == 0
+        if result_format == ResultFormat.BOOLEAN_ONLY:
+            return {"success": success}
+        result: dict[str, Any] = {"observed_value": found["count"]}
+        if result_format == ResultFormat.COMPLETE:
+            result["details"] = {"unexpected_rows": found["rows"]}
+        return {"success": success, "result": result}
