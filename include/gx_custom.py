@@ -1,17 +1,23 @@
-"""The project's one Great Expectations extension: a custom SQL expectation whose query runs once.
+"""The project's extensions of Great Expectations, each configured the way GX documents it.
 
-GX 1.x's ``unexpected_rows_expectation`` depends on two metrics, ``unexpected_rows_query.table``
-(the first 200 rows) and ``unexpected_rows_query.row_count`` (``SELECT COUNT(*)`` around the query),
-so PostgreSQL runs every custom query twice: for a ``GROUP BY`` over every row of a run, that is
-most of what validation costs. ``expect_no_unexpected_rows`` takes the same ``unexpected_rows_query``
-and gives the same result (``observed_value``: the number of rows the query returns; in COMPLETE
-format, ``details.unexpected_rows``: the first 200 of them), from one query that also counts its
-rows (``COUNT(*) OVER ()``).
+**A custom SQL expectation whose query runs once.** GX 1.x's ``unexpected_rows_expectation``
+depends on two metrics, ``unexpected_rows_query.table`` (the first 200 rows) and
+``unexpected_rows_query.row_count`` (``SELECT COUNT(*)`` around the query), so PostgreSQL runs every
+custom query twice: for a ``GROUP BY`` over every row of a run, that is most of what validation
+costs. ``expect_no_unexpected_rows`` takes the same ``unexpected_rows_query`` and gives the same
+result (``observed_value``: the number of rows the query returns; in COMPLETE format,
+``details.unexpected_rows``: the first 200 of them), from one query that also counts its rows
+(``COUNT(*) OVER ()``). It is a subclass of ``UnexpectedRowsExpectation`` with a
+``QueryMetricProvider`` of its own, so Data Docs render it like its parent.
 
-It is built the way GX documents custom SQL expectations and metrics (a subclass of
-``UnexpectedRowsExpectation``, a ``QueryMetricProvider``), so Data Docs render it like its parent.
-Importing this module registers both with GX: :mod:`include.validate` does so before it loads a
-suite, inside the task (GX is never imported when a DAG file is parsed).
+**Data Docs views that keep their compiled templates.** GX builds a new Jinja environment for each
+page view of each Data Docs build, and so compiles its ~30 templates again every time: most of
+what rendering a run's pages costs. The views below (named in the site's configuration, see
+``include.validate``) give the environment a ``FileSystemBytecodeCache``, so the templates are
+compiled once per ``DOCS_DIR`` (Jinja recompiles one whose source changed, after a GX upgrade).
+
+Importing this module registers the expectation and its metric with GX: :mod:`include.validate`
+does so before it loads a suite, inside the task (GX is never imported when a DAG file is parsed).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from great_expectations.execution_engine import SqlAlchemyExecutionEngine
 from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
+from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
+from jinja2 import FileSystemBytecodeCache
 
 COUNTED_ROWS = "unexpected_rows_query.counted_rows"
 _COUNT_COLUMN = "_gx_rows_found"  # the window count's column, dropped from the rows returned
@@ -83,3 +91,26 @@ class ExpectNoUnexpectedRows(UnexpectedRowsExpectation):
         if result_format == ResultFormat.COMPLETE:
             result["details"] = {"unexpected_rows": found["rows"]}
         return {"success": success, "result": result}
+
+
+class _CompiledTemplates:
+    """A GX Jinja view whose environment keeps compiled templates in ``template_cache`` (a folder)."""
+
+    def __init__(self, template_cache: str, **kwargs):
+        super().__init__(**kwargs)
+        self.env.bytecode_cache = FileSystemBytecodeCache(template_cache)
+
+
+class CachedJinjaPageView(_CompiledTemplates, DefaultJinjaPageView):
+    """GX's page view (suites, validation results), templates compiled once."""
+
+
+class CachedJinjaIndexPageView(_CompiledTemplates, DefaultJinjaIndexPageView):
+    """GX's index page view, templates compiled once."""
+
+
+def compile_templates(template_cache: str) -> None:
+    """Compile GX's Data Docs templates into ``template_cache`` (loaded from it if already there)."""
+    env = CachedJinjaPageView(template_cache=template_cache).env
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)

@@ -430,3 +430,24 @@ def test_expect_no_unexpected_rows_gives_gx_own_result_from_one_query(wh, tmp_pa
     # per validated batch: GX's own runs its query twice (rows, then a count), ours once
     assert executed.count("unexpected_rows_expectation") == 4
     assert executed.count("expect_no_unexpected_rows") == 2
+
+
+def test_data_docs_render_a_validation_with_its_custom_sql_rules(wh):
+    """The run's page (GX's views, templates compiled once into gx_state) shows the custom SQL rules
+    and is linked from the index."""
+    import os
+    from pathlib import Path
+
+    good = GOOD["assessment_export_rows"]
+    _stage(wh, "assessment_export_rows", "docs_801", [good, {**good, "CP": "Contracts"}], batch_id=801)
+    outcome = validate.validate_batch(wh, "assessment_export_rows", "stage", "docs_801", 801)
+    assert "CP is a canonical name" in outcome.failed_warnings  # an older tool version's name
+    validate.build_docs(wh)
+
+    docs = Path(os.environ["DOCS_DIR"])
+    (page,) = (docs / "data_docs" / "validations" / "assessment_export_rows" / "batch_801").rglob("*.html")
+    html = page.read_text()
+    assert "names_found" in html and "Quest.ID" in html  # the CP and uniqueness rules' queries
+    index = (docs / "data_docs" / "index.html").read_text()
+    assert "batch_801" in index
+    assert any((docs / "gx_state" / "jinja").iterdir())
