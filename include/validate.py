@@ -435,6 +435,7 @@ def _for_batch(exp: dict, batch_id: int) -> dict:
     kwargs = dict(exp["kwargs"])
     if exp["type"] in CUSTOM_SQL:
         # row_wise queries select _batch_id; PostgreSQL pushes the filter down to one stage table
+        # (not past an 'offset 0' fence, as in the CP and registry rules: those scan the run)
         query = kwargs["unexpected_rows_query"]
         kwargs["unexpected_rows_query"] = (
             f"select * from ({query}) as rows_found where _batch_id = {int(batch_id)}"
