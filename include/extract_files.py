@@ -465,7 +465,11 @@ def sniff(path: Path, head: bytes | None = None) -> str:
             raise FileRejected(path, f"not a CSV or XLSX export: the content is {what}; " + FIX)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise FileRejected(path, f"unsupported file type {suffix or '(none)'}: expected .csv or .xlsx")
+        raise FileRejected(
+            path,
+            f"unsupported file type {suffix or '(none)'}: expected .csv or .xlsx; save the export as one "
+            "of them, or move the file out of the folder",
+        )
     if head.startswith(_ZIP_MAGIC):
         return "xlsx"
     if suffix == ".xlsx":
@@ -580,7 +584,7 @@ def _header_positions(path: Path, header: list, report: ParseReport, limits: Lim
     return [names.index(c) for c in CONTRACT_COLUMNS]
 
 
-def _too_many_rows(path: Path, limits: Limits) -> FileRejected:
+def too_many_rows(path: Path, limits: Limits) -> FileRejected:
     return FileRejected(
         path,
         f"more than {limits.max_rows:,} records (EXPORT_MAX_ROWS); split the export into smaller files, "
@@ -685,7 +689,8 @@ def _swallowed(path: Path, first_line: int, lines: int, row_no: int, why: str) -
         path,
         f"a quote opened on line {first_line} (row {row_no}) is not closed where its field ends, so "
         f"{lines} lines would become one record ({why}); nothing of the file was loaded, so that no row is "
-        'lost silently; close or double the quote ("" inside a quoted field) and ' + FIX,
+        'lost silently; close or double the quote ("" inside a quoted field), or export the file again, '
+        "and drop the corrected file in the folder",
     )
 
 
@@ -730,7 +735,7 @@ def _csv_records(
             row_no += 1
             report.rows_read += 1
             if report.rows_read > limits.max_rows:
-                raise _too_many_rows(name, limits)
+                raise too_many_rows(name, limits)
             raw = "".join(lines.current)
             spans = len(lines.current)
             if spans == 1 and any("\n" in v for v in fields):  # only a quote open at the end does that
@@ -822,7 +827,7 @@ def _xlsx_rows(
             continue
         report.rows_read += 1
         if report.rows_read > limits.max_rows:
-            raise _too_many_rows(name, limits)
+            raise too_many_rows(name, limits)
         if len(cells) > width:
             raw = csv_record(cells)
             yield positions, (row_no, None, raw, f"wrong field count: {len(cells)}, header has {width}")
@@ -851,7 +856,7 @@ def _xlsx_records(
     except Exception as err:  # noqa: BLE001 - calamine raises its own XML, zip and value errors
         raise FileRejected(name, f"not a readable XLSX file ({type(err).__name__}: {err}); " + FIX) from err
     if sheet.total_height - 1 > limits.max_rows:
-        raise _too_many_rows(name, limits)
+        raise too_many_rows(name, limits)
     if sheet.total_width > limits.max_columns + 50:  # the header's own count is checked exactly later
         raise FileRejected(
             name,

@@ -662,9 +662,7 @@ def stage_export(
                     # swallowed them, and rejects the file
                     raise extract_files.NotFastPath("a quoted field holds lines that look like records")
                 if staged > limits.max_rows:
-                    raise extract_files.FileRejected(
-                        name, f"more than {limits.max_rows:,} records (EXPORT_MAX_ROWS)"
-                    )
+                    raise extract_files.too_many_rows(name, limits)
                 report.kind, report.fast, report.rows_read = "csv", True, staged
                 rejected = _reject_impossible_dates(conn, batch_id)
                 _add_batch_constants(conn, batch_id, name.name)
