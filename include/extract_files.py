@@ -580,7 +580,7 @@ def _header_positions(path: Path, header: list, report: ParseReport, limits: Lim
             path,
             f"header repeats contract columns: {', '.join(duplicated)} (which one holds the data?); " + FIX,
         )
-    report.extra_columns = [n for n in names if n not in CONTRACT_COLUMNS]
+    report.extra_columns = [n for n in names if n and n not in CONTRACT_COLUMNS]
     return [names.index(c) for c in CONTRACT_COLUMNS]
 
 
