@@ -89,6 +89,10 @@ class Settings:
     one is taken only if its size and modification time stay the same for ``LANDING_SETTLE_SECONDS``."""
     landing_settle_seconds: float
     """``LANDING_SETTLE_SECONDS``: how long a young file must stay unchanged to be taken (default 2)."""
+    xlsx_fast_max_bytes: int
+    """``XLSX_FAST_MAX_BYTES``: an XLSX sheet up to this size unpacked (default 512 MiB) is read with
+    python-calamine (fast; holds the sheet in memory, ~1.4× this size); a larger one is streamed with
+    openpyxl (slower, memory bounded by a chunk of rows)."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -124,4 +128,5 @@ def settings() -> Settings:
         export_max_xlsx_uncompressed_bytes=int(env("EXPORT_MAX_XLSX_UNCOMPRESSED_BYTES", str(2 << 30))),
         landing_min_age_seconds=float(env("LANDING_MIN_AGE_SECONDS", "60")),
         landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
+        xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
     )

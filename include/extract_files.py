@@ -88,6 +88,7 @@ class Limits:
     max_rows: int = 10_000_000
     max_columns: int = 200
     max_xlsx_uncompressed_bytes: int = 2 << 30
+    xlsx_fast_max_bytes: int = 512 << 20  # a larger sheet is streamed by openpyxl: bounded memory
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -99,6 +100,7 @@ class Limits:
             cfg.export_max_rows,
             cfg.export_max_columns,
             cfg.export_max_xlsx_uncompressed_bytes,
+            cfg.xlsx_fast_max_bytes,
         )
 
 
@@ -544,12 +546,14 @@ def iter_chunks(
     report.kind = kind or sniff(path)
     if report.kind == "csv":
         records = _csv_records(path, name, report, limits)
-    elif xlsx_reader == "openpyxl":
-        report.reader = "openpyxl"
-        records = _xlsx_records_openpyxl(path, name, report, limits)
     else:
-        report.reader = "calamine"
-        records = _xlsx_records(path, name, report, limits)
+        sheet_bytes = _check_zip(path, name, limits)
+        if xlsx_reader == "openpyxl" or sheet_bytes > limits.xlsx_fast_max_bytes:
+            report.reader = "openpyxl"
+            records = _xlsx_records_openpyxl(path, name, report, limits)
+        else:
+            report.reader = "calamine"
+            records = _xlsx_records(path, name, report, limits)
     yield from _chunked(records, chunk_rows)
 
 
@@ -786,8 +790,11 @@ def _cell(value) -> str | None:
     return text if text != "" else None
 
 
-def _check_zip(path: Path, name: Path, limits: Limits) -> None:
-    """The workbook's parts, unpacked, must fit ``max_xlsx_uncompressed_bytes`` (a zip bomb does not)."""
+def _check_zip(path: Path, name: Path, limits: Limits) -> int:
+    """The workbook's parts, unpacked, must fit ``max_xlsx_uncompressed_bytes`` (a zip bomb does not).
+
+    Returns the size of its largest worksheet, unpacked.
+    """
     try:
         with zipfile.ZipFile(path) as z:
             parts = z.infolist()
@@ -801,8 +808,10 @@ def _check_zip(path: Path, name: Path, limits: Limits) -> None:
             f"({_mib(limits.max_xlsx_uncompressed_bytes)}, EXPORT_MAX_XLSX_UNCOMPRESSED_BYTES): a zip "
             "bomb, or an export to split into smaller files",
         )
-    if not any(p.filename.startswith("xl/worksheets/") for p in parts):
+    sheets = [p.file_size for p in parts if p.filename.startswith("xl/worksheets/")]
+    if not sheets:
         raise FileRejected(name, "XLSX file has no worksheet (is it an XLSX workbook?); " + FIX)
+    return max(sheets)
 
 
 def _xlsx_rows(
@@ -841,10 +850,10 @@ def _xlsx_rows(
 def _xlsx_records(
     path: Path, name: Path, report: ParseReport, limits: Limits
 ) -> Iterator[tuple[list[int], _Record]]:
-    """The first worksheet read with python-calamine (Rust; the sheet's cells are held in memory)."""
+    """The first worksheet read with python-calamine (Rust; the sheet's cells are held in memory:
+    about 1.4 times the sheet's unpacked XML, hence ``xlsx_fast_max_bytes``)."""
     import python_calamine
 
-    _check_zip(path, name, limits)
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
         sheets = [m for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
@@ -879,7 +888,6 @@ def _xlsx_records_openpyxl(
     """The first worksheet streamed with openpyxl (``read_only``): the reference reader, slower."""
     import openpyxl
 
-    _check_zip(path, name, limits)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as err:  # noqa: BLE001 - openpyxl raises zip, XML, key and value errors

@@ -128,3 +128,19 @@ def test_both_readers_reject_a_workbook_over_the_limits(tmp_path, reader):
         list(iter_chunks(path, limits=Limits(max_rows=10), xlsx_reader=reader))
     with pytest.raises(FileRejected, match="unpacks to"):
         list(iter_chunks(path, limits=Limits(max_xlsx_uncompressed_bytes=1000), xlsx_reader=reader))
+
+
+def test_a_sheet_too_large_for_memory_is_streamed_by_openpyxl(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(list(CONTRACT_COLUMNS))
+    book.active.append(_row(1))
+    path = tmp_path / "w.xlsx"
+    book.save(path)
+    for limit, reader in ((1 << 20, "calamine"), (100, "openpyxl")):
+        report = ParseReport()
+        rows = [
+            r for c in iter_chunks(path, report, limits=Limits(xlsx_fast_max_bytes=limit)) for r in c.rows
+        ]
+        assert report.reader == reader and len(rows) == 1
