@@ -13,7 +13,7 @@ SCALE ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint unit stop airflow demo-data bench-load bench-run docs env clean help
+.PHONY: run test lint unit stop airflow demo-data bench-load bench-run bench-scale docs env clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -57,6 +57,11 @@ bench-load: env
 # Wall time of a warm `make run` (environment, warehouse and sources already in place).
 bench-run: env
 	$(BIN)/python -m include.bench_run
+
+# The whole pipeline at several demo scales, fresh warehouse each; table in docs/BENCHMARKS.md.
+SCALES ?= 1,10,100
+bench-scale: env
+	$(BIN)/python -m include.bench_scale --scales $(SCALES) --write docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .airflow dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

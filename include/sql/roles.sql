@@ -56,3 +56,8 @@ alter default privileges for role transformer in schema marts grant select on ta
 alter default privileges for role transformer in schema research grant select on tables to researcher;
 -- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
 revoke all on schema staging, intermediate, snapshots from public;
+
+-- transformer reads which export records were rejected: an assessment with one in the export
+-- that wins for it is incomplete (dbt int_assessments).
+grant usage on schema quarantine to transformer;
+grant select on quarantine.rejected_rows to transformer;
