@@ -237,8 +237,3 @@ language sql stable strict as $$
     from private.pseudonym_key as k
     where k.id = 1
 $$;
-
--- Export date of a batch (file name's first YYYY-MM-DD, else the file's date; null for case
--- management) and the assessment a rejected export record belongs to (agreed interfaces 1 and 2).
-alter table audit.load_batches add column if not exists exported_on date;
-alter table quarantine.rejected_rows add column if not exists assessment_id text;
