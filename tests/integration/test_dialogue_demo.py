@@ -175,3 +175,25 @@ def test_womens_share_of_picc_attendees_closes_the_gap_to_the_workforce(demo_war
     assert gaps[2022] < 0, gaps  # women under-represented in the first PICC meetings
     assert gaps[2022] < gaps[2023] < gaps[2024], gaps
     assert abs(gaps[2025]) < abs(gaps[2022]), gaps
+
+
+def test_research_release_carries_the_new_tables_with_dictionary_and_readme(demo_warehouse):
+    import csv
+
+    _, work = demo_warehouse
+    releases = sorted(p for p in (work / "releases").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert releases, "no research release written"
+    folder = releases[-1]
+    new_tables = ("factory_social_dialogue", "factory_remediation", "programme_dialogue_kpis")
+    for table in new_tables:
+        assert (folder / f"{table}.parquet").is_file() and (folder / f"{table}.csv").is_file(), table
+    with (folder / "data_dictionary.csv").open(newline="") as fh:
+        dictionary = [r for r in csv.DictReader(fh) if r["table"] in new_tables]
+    described = {(r["table"], r["column"]) for r in dictionary if r["description"].strip()}
+    assert ("factory_social_dialogue", "has_regular_picc") in described
+    assert ("factory_remediation", "recheck_compliance_rate") in described
+    assert ("programme_dialogue_kpis", "women_supervisors_trained") in described
+    assert len(described) == len(dictionary)
+    readme = (folder / "README.md").read_text()
+    assert "## Social dialogue, remediation and gender" in readme
+    assert all(f"`{table}`" in readme for table in new_tables)

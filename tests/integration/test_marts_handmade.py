@@ -109,9 +109,8 @@ def built_marts(tmp_path_factory, pg_server_url):
     try:
         warehouse.bootstrap(url)
         load_handmade_sources(url)
-        run = transform.run_dbt(
-            ["build", "--vars", f"{{as_of: '{AS_OF}'}}"], url, target_path=tmp_path_factory.mktemp("dbt_target")
-        )
+        target = tmp_path_factory.mktemp("dbt_target")
+        run = transform.run_dbt(["build", "--vars", f"{{as_of: '{AS_OF}'}}"], url, target_path=target)
         yield url, run
     finally:
         if previous_key is None:
