@@ -17,6 +17,20 @@ begin
     end loop;
 end $$;
 
+-- A pipeline login that is not a superuser acts through these roles: it becomes a member now (it
+-- needs CREATEROLE), before it hands tables and schemas to them below. Releases read as researcher.
+do $$
+declare r text;
+begin
+    if not (select rolsuper from pg_roles where rolname = current_user) then
+        foreach r in array array['loader', 'transformer', 'researcher'] loop
+            if not pg_has_role(current_user, r, 'member') then
+                execute format('grant %I to %I', r, current_user);
+            end if;
+        end loop;
+    end if;
+end $$;
+
 -- Nobody gets anything by default.
 revoke all on schema raw, quarantine, audit, private, stage from public;
 revoke create on schema public from public;
@@ -37,6 +51,7 @@ alter table raw.assessment_export_rows_default owner to loader;
 -- transformer: reads what was loaded, and the pseudonym key; owns the schemas dbt builds.
 grant usage on schema raw, audit, private to transformer;
 grant select on all tables in schema raw, audit, private to transformer;
+grant insert on private.suppression_register to transformer;
 grant execute on function private.pseudonym(text, text) to transformer;
 revoke execute on function private.pseudonym(text, text) from public;
 do $$
@@ -56,3 +71,23 @@ alter default privileges for role transformer in schema marts grant select on ta
 alter default privileges for role transformer in schema research grant select on tables to researcher;
 -- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
 revoke all on schema staging, intermediate, snapshots from public;
+
+-- The database itself: PUBLIC (every role of the server) loses CONNECT and TEMP on it; the four
+-- roles get what they need (a login that is a member of loader/transformer connects through it).
+do $$
+begin
+    execute format('revoke connect, temporary on database %I from public', current_database());
+    execute format(
+        'grant connect on database %I to loader, transformer, analyst, researcher', current_database()
+    );
+    -- dbt's incremental models and GX's batches use temporary tables
+    execute format('grant temporary on database %I to loader, transformer', current_database());
+end $$;
+
+-- Readers are people and BI tools: bounded queries and connections (docs/ACCESS.md).
+alter role analyst connection limit 20;
+alter role researcher connection limit 10;
+alter role analyst set statement_timeout = '5min';
+alter role researcher set statement_timeout = '15min';
+alter role analyst set idle_in_transaction_session_timeout = '10min';
+alter role researcher set idle_in_transaction_session_timeout = '10min';
