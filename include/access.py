@@ -69,7 +69,9 @@ def _ensure(conn: psycopg.Connection, passwords: dict[str, str | None]) -> None:
 
 def set_login(conn: psycopg.Connection, role: str, password: str | None) -> None:
     """``LOGIN`` for ``role``; with a password, set it as a SCRAM-SHA-256 verifier."""
-    conn.execute(sql.SQL("alter role {} login").format(sql.Identifier(role)))
+    # only when needed: roles are server-wide, and concurrent ALTER ROLEs of one role collide
+    if not conn.execute("select rolcanlogin from pg_roles where rolname = %s", (role,)).fetchone()[0]:
+        conn.execute(sql.SQL("alter role {} login").format(sql.Identifier(role)))
     if password:
         verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
         conn.execute(

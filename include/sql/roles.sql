@@ -84,10 +84,32 @@ begin
     execute format('grant temporary on database %I to loader, transformer', current_database());
 end $$;
 
--- Readers are people and BI tools: bounded queries and connections (docs/ACCESS.md).
-alter role analyst connection limit 20;
-alter role researcher connection limit 10;
-alter role analyst set statement_timeout = '5min';
-alter role researcher set statement_timeout = '15min';
-alter role analyst set idle_in_transaction_session_timeout = '10min';
-alter role researcher set idle_in_transaction_session_timeout = '10min';
+-- Readers are people and BI tools: bounded queries and connections (docs/ACCESS.md). Roles are
+-- server-wide and bootstraps of several databases may run at once: change a role only when it
+-- differs (an ALTER ROLE of the same role from two sessions fails with "tuple concurrently updated").
+do $$
+declare
+    r record;
+    setting text;
+begin
+    for r in
+        select * from (values ('analyst', 20, '5min'), ('researcher', 10, '15min')) as v (role, connections, timeout)
+    loop
+        if (select rolconnlimit from pg_roles where rolname = r.role) <> r.connections then
+            execute format('alter role %I connection limit %s', r.role, r.connections);
+        end if;
+        foreach setting in array array[
+            'statement_timeout=' || r.timeout, 'idle_in_transaction_session_timeout=10min'
+        ] loop
+            if not exists (
+                select 1 from pg_db_role_setting as s
+                where s.setrole = (select oid from pg_roles where rolname = r.role) and s.setdatabase = 0
+                  and setting = any(s.setconfig)
+            ) then
+                execute format(
+                    'alter role %I set %s = %L', r.role, split_part(setting, '=', 1), split_part(setting, '=', 2)
+                );
+            end if;
+        end loop;
+    end loop;
+end $$;
