@@ -33,6 +33,8 @@ CANARIES = {
     "bad_phone": "+92 399 1212121",
 }
 KEY = "pipeline-privacy-test-key-0123456789abcdef"
+SCALE = int(os.environ.get("PRIVACY_TEST_SCALE", "1"))
+"""Demo scale (1 in the suite; ``PRIVACY_TEST_SCALE=10`` runs the same checks on scale 10)."""
 
 
 def plant(ops_url: str) -> None:
@@ -81,13 +83,13 @@ def run(pg_server_url, tmp_path_factory):
         "DOCS_DIR": str(work / "docs"),
         "PSEUDONYM_KEY": KEY,
         "DEMO": "1",
-        "SCALE": "1",
+        "SCALE": str(SCALE),
     }
     try:
         from include import demo
 
         db.ensure_database(ops_url)
-        demo.generate(work / "landing", ops_url, scale=1)
+        demo.generate(work / "landing", ops_url, scale=SCALE)
         plant(ops_url)
         bw = Path(sys.executable).with_name("bw")
         proc = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1500)
