@@ -42,10 +42,7 @@ def _prepare() -> tuple[warehouse.Warehouse, dict[str, str]]:
 
 
 def _redacted(url: str) -> str:
-    parts = db.parts(url)
-    if "password" in parts:
-        parts["password"] = "***"
-    return db.to_url(parts)
+    return db.redact(url)
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> int:

@@ -38,7 +38,8 @@ def redact(url: str) -> str:
         return f"{head}{sep}***@{tail.rpartition('@')[2]}" if "@" in tail else url
     if "password" in p:
         p["password"] = "***"
-    return to_url(p, scheme=url.split("://", 1)[0] if "://" in url else "postgresql")
+    out = to_url(p, scheme=url.split("://", 1)[0] if "://" in url else "postgresql")
+    return out.replace(":%2A%2A%2A@", ":***@")
 
 
 def sqlalchemy_url(url: str) -> str:

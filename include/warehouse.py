@@ -170,6 +170,7 @@ def start_embedded(cfg: Settings | None = None) -> str:
         for item in tmp.iterdir():  # initdb wants an empty folder; ours held the password file
             item.rename(pgdata / item.name)
         tmp.rmdir()
+        pgdata.chmod(0o700)  # as initdb leaves its folder: PostgreSQL refuses a wider one
 
     log.info("starting embedded PostgreSQL on 127.0.0.1:%s", cfg.embedded_pg_port)
     # TCP on loopback only, no Unix socket: socket paths have a length limit that deep checkouts hit.

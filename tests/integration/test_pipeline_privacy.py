@@ -63,16 +63,23 @@ def plant(ops_url: str) -> None:
 def run(pg_server_url, tmp_path_factory):
     suffix = uuid.uuid4().hex[:8]
     login = f"bwtest_pipeline_{suffix}"
+    password = f"pw-{uuid.uuid4().hex}"  # must never be printed or written anywhere
     warehouse_db = f"bwtest_np_wh_{suffix}"
     ops_url = db.with_database(pg_server_url, f"bwtest_np_ops_{suffix}")
     work = tmp_path_factory.mktemp("privacy-e2e")
     with db.connect(pg_server_url, autocommit=True) as conn:
         # the pipeline's login: no superuser; may create roles; owns the warehouse database
-        conn.execute(sql.SQL("create role {} login createrole").format(sql.Identifier(login)))
+        conn.execute(
+            sql.SQL("create role {} login createrole password {}").format(
+                sql.Identifier(login), sql.Literal(password)
+            )
+        )
         conn.execute(
             sql.SQL("create database {} owner {}").format(sql.Identifier(warehouse_db), sql.Identifier(login))
         )
-    warehouse_url = db.to_url({**db.parts(pg_server_url), "user": login, "dbname": warehouse_db})
+    warehouse_url = db.to_url(
+        {**db.parts(pg_server_url), "user": login, "password": password, "dbname": warehouse_db}
+    )
     env = {
         **os.environ,
         "WAREHOUSE_URL": warehouse_url,
@@ -93,7 +100,7 @@ def run(pg_server_url, tmp_path_factory):
         plant(ops_url)
         bw = Path(sys.executable).with_name("bw")
         proc = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1500)
-        yield {"proc": proc, "url": warehouse_url, "work": work, "login": login}
+        yield {"proc": proc, "url": warehouse_url, "work": work, "login": login, "password": password}
     finally:
         db.drop_database(warehouse_url)
         db.drop_database(ops_url)
@@ -190,4 +197,16 @@ def test_no_file_or_log_of_the_run_holds_a_canary(run):
                     hits.append((str(path.relative_to(work)), label))
     printed = run["proc"].stdout + run["proc"].stderr
     hits += [("output of bw run", label) for label, canary in CANARIES.items() if canary in printed]
+    assert hits == []
+
+
+def test_the_run_never_prints_or_writes_the_password(run):
+    password = run["password"]
+    assert password not in run["proc"].stdout + run["proc"].stderr
+    assert "psql" in run["proc"].stdout and "***" in run["proc"].stdout
+    hits = []
+    for folder in ("releases", "docs", "airflow"):
+        for path in (run["work"] / folder).rglob("*"):
+            if path.is_file() and password.encode() in path.read_bytes():
+                hits.append(str(path.relative_to(run["work"])))
     assert hits == []
