@@ -6,6 +6,7 @@ bw demo-data    write the demo sources at SCALE (default 1)
 bw airflow      airflow standalone on 127.0.0.1, stopped with Ctrl-C
 bw warehouse    print which warehouse the pipeline would use and how to reach it
 bw bench-load   loader benchmark (bare COPY and pandas.to_sql for comparison)
+bw rotate-key   make the configured pseudonym key the warehouse's (changes every pseudonym)
 """
 
 from __future__ import annotations
@@ -41,10 +42,7 @@ def _prepare() -> tuple[warehouse.Warehouse, dict[str, str]]:
 
 
 def _redacted(url: str) -> str:
-    parts = db.parts(url)
-    if "password" in parts:
-        parts["password"] = "***"
-    return db.to_url(parts)
+    return db.redact(url)
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> int:
@@ -178,6 +176,14 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return bench_load.main(args.bench_args) or 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Deliberately change the pseudonym key: every pseudonym changes at the next build."""
+    wh = warehouse.resolve()
+    old, new = warehouse.rotate_key(wh.url, generate=args.generate)
+    print(f"pseudonym key of {db.redact(wh.url)}: {old} -> {new}; run `make run` to rebuild every table")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
@@ -194,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench-load", help="loader benchmark (its own options: --scale N, --only …)").set_defaults(
         func=cmd_bench_load
     )
+    rotate = sub.add_parser("rotate-key", help="install the configured pseudonym key (new pseudonyms)")
+    rotate.add_argument("--generate", action="store_true", help="write a new key file if none exists")
+    rotate.set_defaults(func=cmd_rotate_key)
     # bench-load passes its options on to include.bench_load; every other command takes none.
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench-load":

@@ -34,8 +34,15 @@ scheduler and triggerer: it deadlocks under ``airflow dags test``). Measured in 
 
 def dbt_env(warehouse_url: str) -> dict[str, str]:
     """The environment variables ``profiles.yml`` reads, for this warehouse."""
+    from include import warehouse
+
+    try:  # the pseudonym key, as session settings (PGOPTIONS); checked against the warehouse's
+        key = warehouse.key_env(url=warehouse_url)
+    except warehouse.PseudonymKeyMissing:  # parse needs none; a build fails at its first pseudonym
+        key = {}
     p = db.parts(warehouse_url)
     return {
+        **key,
         "WAREHOUSE_HOST": p.get("host", "127.0.0.1"),
         "WAREHOUSE_PORT": p.get("port", "5432"),
         "WAREHOUSE_USER": p.get("user", "postgres"),
@@ -165,7 +172,10 @@ def cosmos_profile_mapping():
 
         @property
         def env_vars(self) -> dict[str, str]:
+            from include import connections, warehouse
+
             env = {self.get_env_var_name("password"): str(self.get_dbt_value("password") or "")}
+            env.update(warehouse.key_env(url=connections.warehouse_url()))  # pseudonym key (PGOPTIONS)
             return {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
 
     from include.connections import WAREHOUSE_CONN_ID
