@@ -56,3 +56,8 @@ alter default privileges for role transformer in schema marts grant select on ta
 alter default privileges for role transformer in schema research grant select on tables to researcher;
 -- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
 revoke all on schema staging, intermediate, snapshots from public;
+
+-- public_reporting: the transparency page's two tables, built by dbt (owner transformer) and
+-- readable by every login (dbt grants SELECT on them to PUBLIC on each build).
+create schema if not exists public_reporting authorization transformer;
+grant usage on schema public_reporting to public;
