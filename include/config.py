@@ -75,6 +75,8 @@ class Settings:
     validation_threads: int
     """``VALIDATION_THREADS``: GX validations of one table run on this many connections at once
     (default 2, one per core of the reference machine); 1 runs them one after another."""
+    site_dir: Path
+    """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -104,4 +106,5 @@ def settings() -> Settings:
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
         extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
         validation_threads=max(1, int(env("VALIDATION_THREADS", "2"))),
+        site_dir=_path(env("SITE_DIR", "data/site")),
     )
