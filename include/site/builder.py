@@ -98,7 +98,7 @@ def fmt(value, column: str = "") -> str:
             return f"{value * 100:.1f} %"
         return f"{value:,.1f}"
     if isinstance(value, int):
-        return f"{value:,}"
+        return str(value) if column.endswith("_id") or column in ("cycle", "year") else f"{value:,}"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, date):
@@ -427,6 +427,22 @@ def offline_data_docs(data_docs: Path) -> int:
     return changed
 
 
+def offline_dbt_docs(page: Path) -> bool:
+    """Make dbt's static docs page clean under ``file://``. Its favicon link is an unbuilt webpack
+    expression (a missing file); its Angular templates carry
+    ``<use xlink:href="{{ … }}">``, which Chromium tries to load before Angular fills it in ("Unsafe
+    attempt to load URL" on file://); ``ng-attr-`` sets the attribute only once it is interpolated."""
+    if not page.is_file():
+        return False
+    text = page.read_text(encoding="utf-8")
+    new = text.replace('<use xlink:href="{{', '<use ng-attr-xlink:href="{{')
+    # dbt ships its favicon link unbuilt (href="${require('./assets/favicons/favicon.ico')}").
+    new = re.sub(r'href="\$\{require\([^"]*\)\}"', 'href="data:,"', new)
+    if new != text:
+        page.write_text(new, encoding="utf-8")
+    return new != text
+
+
 def remaining_remote_assets(root: Path) -> list[str]:
     """Scripts, styles and images under ``root`` still fetched from another host (links are fine)."""
     found = []
@@ -482,6 +498,7 @@ def build(
             built_at = conn.execute("select now()").fetchone()[0]
 
     offline_data_docs(docs / "data_docs")
+    offline_dbt_docs(docs / "dbt" / "index.html")
 
     tmp = site.with_name(f".{site.name}.building-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
