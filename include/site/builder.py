@@ -55,6 +55,14 @@ KPI_COLUMNS = (
     ("training_participations", "Training participations"),
     ("female_participant_share", "Female share of people trained"),
 )
+DIALOGUE_KPI_COLUMNS = (
+    ("picc_meetings", "PICC meetings"),
+    ("factories_with_picc_meeting", "Factories with a PICC meeting"),
+    ("improvement_items_raised", "Improvement items raised"),
+    ("improvement_items_completed", "Improvement items completed"),
+    ("women_supervisors_trained", "Women supervisors trained"),
+)
+"""Social-dialogue and remediation KPIs: shown when programme_kpis has them."""
 SHARE_COLUMNS = {
     "female_participant_share",
     "noncompliance_rate",
@@ -562,6 +570,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
         title="Programme KPIs",
         active="kpis",
         kpi_columns=KPI_COLUMNS,
+        dialogue_kpi_columns=[(c, label) for c, label in DIALOGUE_KPI_COLUMNS if kpis and c in kpis[0]],
         periods=[*years, "all"],
         by_period=by_period,
         reported=reported,

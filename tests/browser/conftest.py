@@ -65,7 +65,7 @@ def built_site(tmp_path_factory, pg_server_url):
     }
     bw = Path(sys.executable).with_name("bw")
     try:
-        run = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=900)
+        run = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1800)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
         yield {"url": warehouse_url, "site": work / "site", "docs": work / "docs", "env": env}
     finally:
