@@ -7,6 +7,7 @@ bw airflow      airflow standalone on 127.0.0.1, stopped with Ctrl-C
 bw warehouse    print which warehouse the pipeline would use and how to reach it
 bw bench-load   loader benchmark (bare COPY and pandas.to_sql for comparison)
 bw rotate-key   make the configured pseudonym key the warehouse's (changes every pseudonym)
+bw site         serve the static site (SITE_DIR) on 127.0.0.1 for a look (--build: rebuild it first)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from include.config import settings
 
 log = logging.getLogger("bw")
 
-PIPELINE = ("extract_case_management", "extract_assessments", "transform", "research_release")
+PIPELINE = ("extract_case_management", "extract_assessments", "transform", "research_release", "publish_site")
 """The DAGs ``bw run`` runs, in dependency order: the registry before the exports (GX checks
 export factories against it), both raw sources before the transform, the marts before a release."""
 
@@ -184,6 +185,30 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    """Serve SITE_DIR on 127.0.0.1 (the site needs no server; this is for a look in a browser)."""
+    import functools
+    import http.server
+
+    cfg = settings()
+    if args.build or not (cfg.site_dir / "index.html").exists():
+        from include.site import builder
+
+        result = builder.build(warehouse.resolve(cfg).url)
+        print(f"site: {result.pages} pages written in {result.seconds:.1f} s")
+    # Serve the parent too, so that the site's links to DOCS_DIR (dbt docs, GX Data Docs) work.
+    root = Path(os.path.commonpath([cfg.site_dir, cfg.docs_dir]))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        page = f"http://127.0.0.1:{args.port}/{cfg.site_dir.relative_to(root)}/index.html"
+        print(f"Site: {page}  (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
@@ -203,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     rotate = sub.add_parser("rotate-key", help="install the configured pseudonym key (new pseudonyms)")
     rotate.add_argument("--generate", action="store_true", help="write a new key file if none exists")
     rotate.set_defaults(func=cmd_rotate_key)
+    site_parser = sub.add_parser("site", help="serve the static site on 127.0.0.1")
+    site_parser.add_argument("--port", type=int, default=8000)
+    site_parser.add_argument("--build", action="store_true", help="rebuild the site from the warehouse first")
+    site_parser.set_defaults(func=cmd_site)
     # bench-load passes its options on to include.bench_load; every other command takes none.
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench-load":

@@ -93,6 +93,8 @@ class Settings:
     """``XLSX_FAST_MAX_BYTES``: an XLSX sheet up to this size unpacked (default 512 MiB) is read with
     python-calamine (fast; holds the sheet in memory, ~1.4× this size); a larger one is streamed with
     openpyxl (slower, memory bounded by a chunk of rows)."""
+    site_dir: Path
+    """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -129,4 +131,5 @@ def settings() -> Settings:
         landing_min_age_seconds=float(env("LANDING_MIN_AGE_SECONDS", "60")),
         landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
         xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
+        site_dir=_path(env("SITE_DIR", "data/site")),
     )

@@ -118,3 +118,8 @@ begin
         end loop;
     end loop;
 end $$;
+
+-- public_reporting: the transparency page's two tables, built by dbt (owner transformer) and
+-- readable by every login (dbt grants SELECT on them to PUBLIC on each build).
+create schema if not exists public_reporting authorization transformer;
+grant usage on schema public_reporting to public;
