@@ -75,6 +75,11 @@ class Settings:
     validation_threads: int
     """``VALIDATION_THREADS``: GX validations of one table run on this many connections at once
     (default 2, one per core of the reference machine); 1 runs them one after another."""
+    dbt_project_dir: Path
+    """``DBT_PROJECT_DIR``: the dbt project the transform builds (default ``dbt_project/``; dbt
+    itself reads the same variable). Tests point it at a modified copy."""
+    log_dir: Path
+    """``LOG_DIR``: where ``bw run`` writes each run's full log (default ``data/logs``)."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -104,4 +109,6 @@ def settings() -> Settings:
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
         extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
         validation_threads=max(1, int(env("VALIDATION_THREADS", "2"))),
+        dbt_project_dir=_path(env("DBT_PROJECT_DIR", "dbt_project")),
+        log_dir=_path(env("LOG_DIR", "data/logs")),
     )
