@@ -43,9 +43,10 @@ def redact(url: str) -> str:
     if hasattr(db, "redact"):
         return db.redact(url)
     parts = db.parts(url)
-    if "password" in parts:
-        parts["password"] = "***"
-    return db.to_url(parts)
+    if "password" not in parts:
+        return db.to_url(parts)
+    parts["password"] = "REDACTED"
+    return db.to_url(parts).replace(":REDACTED@", ":***@")
 
 
 def without_password(url: str) -> str:
@@ -332,10 +333,11 @@ def batches_text(by_status: dict[str, tuple[int, int, int]]) -> str:
     parts = [f"{batches} batch{'es' if batches != 1 else ''}", f"{loaded:,} rows loaded"]
     if quarantined:
         parts.append(f"{quarantined:,} quarantined")
-    for status in ("rejected", "quarantined", "abandoned"):
+    for status in ("rejected", "quarantined", "abandoned", "staging"):
         if status in by_status:
             n = by_status[status][0]
-            parts.append(f"{n} batch{'es' if n != 1 else ''} {status}")
+            word = "not finished" if status == "staging" else status
+            parts.append(f"{n} batch{'es' if n != 1 else ''} {word}")
     return ", ".join(parts)
 
 
@@ -379,7 +381,7 @@ def source_summary(url: str, since: dt.datetime) -> list[dict]:
             select source, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                    coalesce(sum(rows_quarantined), 0),
                    count(*) filter (where status = 'loaded'),
-                   count(*) filter (where status in ('rejected', 'quarantined'))
+                   count(*) filter (where status <> 'loaded')
             from audit.load_batches
             where started_at >= %(since)s or finished_at >= %(since)s
             group by source order by source
@@ -391,7 +393,7 @@ def source_summary(url: str, since: dt.datetime) -> list[dict]:
             failed = conn.execute(
                 """
                 select source_object, status, coalesce(message, '') from audit.load_batches
-                where source = %(source)s and status in ('rejected', 'quarantined', 'abandoned')
+                where source = %(source)s and status <> 'loaded'
                   and (started_at >= %(since)s or finished_at >= %(since)s)
                 order by batch_id
                 """,
@@ -488,13 +490,15 @@ def summary_lines(
             f"{s['rows_loaded']:,} rows loaded, {s['rows_quarantined']:,} quarantined"
         )
         if s["batches_not_loaded"]:
-            text += f", {s['batches_not_loaded']} batch(es) rejected"
+            text += f", {s['batches_not_loaded']} batch(es) not loaded"
         lines.append(text)
         if s["first_reason"]:
             obj, row, reason = s["first_reason"]
             lines.append(f"    first reason: {obj} row {row}: {_one_line(reason, 120)}")
         for b in s["failed_batches"][:3]:
-            lines.append(f"    {b['status']}: {b['object']}: {_one_line(b['message'], 120)}")
+            status = "not finished" if b["status"] == "staging" else b["status"]
+            message = _one_line(b["message"], 120) or "see the log"
+            lines.append(f"    {status}: {b['object']}: {message}")
         if len(s["failed_batches"]) > 3:
             lines.append(f"    … and {len(s['failed_batches']) - 3} more (audit.load_batches)")
     warnings = validation_warnings(url, since)

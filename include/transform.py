@@ -245,6 +245,17 @@ def finish_transform_run(
         )
 
 
+def last_build_failure(warehouse_url: str) -> str | None:
+    """The message of the last finished transform if it failed (None if it succeeded, or none ran)."""
+    ensure_transform_runs(warehouse_url)
+    with db.connect(warehouse_url) as conn:
+        row = conn.execute(
+            "select status, coalesce(message, 'dbt build failed') from audit.transform_runs "
+            "where status in ('success', 'failed') order by run_id desc limit 1"
+        ).fetchone()
+    return row[1] if row and row[0] == "failed" else None
+
+
 @dataclass(frozen=True)
 class Decision:
     """Whether the transform has anything to do, and why (printed by ``bw run``)."""
@@ -280,9 +291,7 @@ def needs_transform(warehouse_url: str, full_refresh: bool = False) -> Decision:
         return Decision(True, f"{batches} new batch(es), {rows:,} rows loaded since the last transform")
     if built_hash != project_hash():
         return Decision(True, "the dbt project changed since the last transform")
-    return Decision(
-        False, "nothing changed: no rows loaded and the dbt project is unchanged since the last transform"
-    )
+    return Decision(False, "nothing changed since the last transform (no rows loaded, same dbt project)")
 
 
 def summarise_results(results) -> dict:
@@ -302,7 +311,7 @@ def summarise_results(results) -> dict:
         counts.setdefault(kind, {}).setdefault(status, 0)
         counts[kind][status] += 1
         entry = {
-            "node": uid.split(".")[-1] if kind != "unit_test" else uid.split(".", 2)[-1],
+            "node": _node_name(uid, kind),
             "kind": kind,
             "status": status,
             "message": _first_line(message),
@@ -312,6 +321,12 @@ def summarise_results(results) -> dict:
         elif status == "warn":
             warnings.append(entry)
     return {"counts": counts, "failures": failures, "warnings": warnings}
+
+
+def _node_name(unique_id: str, kind: str) -> str:
+    """``test.<project>.<name>.<hash>`` → name; ``unit_test.<project>.<model>.<test>`` → model.test."""
+    parts = unique_id.split(".")
+    return parts[2] if kind == "test" and len(parts) > 2 else ".".join(parts[2:]) or unique_id
 
 
 def _first_line(text, limit: int = 300) -> str:
@@ -403,6 +418,9 @@ def cosmos_dbt(task_id: str = "dbt", mode: str = DAG_EXECUTION_MODE):
             # dbt in-process (dbtRunner): the same venv as Airflow, no interpreter start.
             invocation_mode=InvocationMode.DBT_RUNNER,
             install_deps=False,
+            # No Cosmos Assets per model (OpenLineage URIs): the DAG's one outlet is `marts`, set
+            # by `marts_built` after a successful build; and no lineage parsing after each run.
+            emit_datasets=False,
             # `bw run --full-refresh` (or a manual run with {"full_refresh": true}) rebuilds
             # incremental models from scratch; Cosmos reads the rendered string as a boolean.
             full_refresh="{{ (dag_run.conf or {}).get('full_refresh', False) }}",
