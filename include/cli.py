@@ -121,7 +121,7 @@ def _run(args, cfg, out, log_file, log_path: Path, started: float, started_wall:
         wh, env = _prepare()
         transform.ensure_transform_runs(wh.url)
         since = con.db_now(wh.url)
-        step["note"] = f"{wh.kind}: {con.redact(wh.url)}"
+        step["note"] = f"{wh.kind}, database {db.parts(wh.url).get('dbname', '?')}"
     if cfg.demo:
         from include import demo
 

@@ -175,7 +175,7 @@ def run_dag(dag_id: str, events: Events, conf: dict | None = None) -> bool:
                     task_id=ti.task_id,
                     state=str(ti.state or "not run").rsplit(".", 1)[-1].lower(),
                     seconds=None,
-                    note="not run",
+                    note="after a failure upstream" if "upstream" in str(ti.state) else "",
                     error=None,
                 )
     seconds = round(time.monotonic() - started, 1)

@@ -81,5 +81,5 @@ def test_progress_on_a_pipe_is_one_line_a_minute_at_most(monkeypatch):
 
 def test_redacted_url_and_psql_url_carry_no_password():
     url = "postgresql://bw:s3cret@db.example:5432/betterwork"
-    assert "s3cret" not in console.redact(url) and "***" in console.redact(url)
+    assert "s3cret" not in console.redact(url) and "db.example:5432/betterwork" in console.redact(url)
     assert console.without_password(url) == "postgresql://bw@db.example:5432/betterwork"
