@@ -95,6 +95,11 @@ class Settings:
     openpyxl (slower, memory bounded by a chunk of rows)."""
     site_dir: Path
     """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
+    dbt_project_dir: Path
+    """``DBT_PROJECT_DIR``: the dbt project the transform builds (default ``dbt_project/``; dbt
+    itself reads the same variable). Tests point it at a modified copy."""
+    log_dir: Path
+    """``LOG_DIR``: where ``bw run`` writes each run's full log (default ``data/logs``)."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -132,4 +137,6 @@ def settings() -> Settings:
         landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
         xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
         site_dir=_path(env("SITE_DIR", "data/site")),
+        dbt_project_dir=_path(env("DBT_PROJECT_DIR", "dbt_project")),
+        log_dir=_path(env("LOG_DIR", "data/logs")),
     )
