@@ -4,7 +4,7 @@ bw run          build the warehouse: resolve it, demo sources (DEMO=1), run the 
                 (-v: Airflow's and dbt's logs live; --full-refresh: dbt --full-refresh)
 bw stop         stop the embedded PostgreSQL, if the project started one
 bw demo-data    write the demo sources at SCALE (default 1)
-bw airflow      airflow standalone on 127.0.0.1, stopped with Ctrl-C
+bw airflow      Airflow as on the team server (EXECUTOR=local|celery), stopped with Ctrl-C
 bw warehouse    print which warehouse the pipeline would use and how to reach it
 bw bench-load   loader benchmark (bare COPY and pandas.to_sql for comparison)
 bw rotate-key   make the configured pseudonym key the warehouse's (changes every pseudonym)
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -199,22 +198,26 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(_args: argparse.Namespace) -> int:
-    """``airflow standalone`` in its own process group, stopped whole on Ctrl-C.
+    """Airflow as on the team server (include/airflow_server.py), stopped whole on Ctrl-C.
 
-    Standalone's components (api-server, scheduler, dag-processor, triggerer) are children that a
-    signal to the parent alone would orphan, so we signal the group, then kill what is left.
+    api-server, scheduler, dag-processor and triggerer as separate processes on a PostgreSQL
+    metadata database; ``EXECUTOR=celery`` adds Celery workers on ``REDIS_URL``.
     """
-    _wh, env = _prepare()
-    _migrate(env)
-    home = Path(env["AIRFLOW_HOME"])
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True)
-    port = env["AIRFLOW__API__PORT"]
-    print(
-        f"Airflow UI: http://127.0.0.1:{port}  (user admin; password in "
-        f"{home / 'simple_auth_manager_passwords.json.generated'} once it has started)"
-    )
-    print("Ctrl-C stops every Airflow process.")
+    from include import airflow_server
+
+    cfg = settings()
+    wh, _env = _prepare()
+    env = airflow_env.server_environment(cfg, wh.url, wh.ops_url)
+    if cfg.executor == "celery" and not airflow_server.redis_answers(cfg.redis_url):
+        raise SystemExit(
+            f"EXECUTOR=celery: no Redis answers at {cfg.redis_url}. Start one (e.g. "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`) "
+            "or set REDIS_URL."
+        )
+    stack = airflow_server.Stack(env, celery_workers=cfg.celery_workers if cfg.executor == "celery" else 0)
+    started = time.monotonic()
+    print(f"Airflow metadata: {_redacted(airflow_env.metadata_url(cfg, wh.url))}; migrating…", flush=True)
+    airflow_server.migrate(env)
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -223,28 +226,28 @@ def cmd_airflow(_args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        proc.wait()
+        stack.start()
+        print(
+            f"Starting {', '.join(stack.processes)} ({env['AIRFLOW__CORE__EXECUTOR']});"
+            f" logs in {stack.log_dir}"
+        )
+        stack.wait_healthy()
+        print(f"Airflow is up in {time.monotonic() - started:.0f} s: {stack.url}")
+        print(f"  user admin, password in {stack.home / 'simple_auth_manager_passwords.json.generated'}")
+        print("  DAGs start paused: unpause them in the UI. Ctrl-C stops every Airflow process.")
+        while not (dead := stack.dead()):
+            time.sleep(1)
+        print(f"Airflow component(s) exited: {', '.join(dead)}; see {stack.log_dir}; stopping the rest.")
+        return 1
     except KeyboardInterrupt:
-        pass
+        return 0
+    except (RuntimeError, TimeoutError) as err:
+        print(err, file=sys.stderr)
+        return 1
     finally:
-        _stop_group(proc)
-    return 0
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                print("Airflow stopped.")
-                return
-            time.sleep(0.5)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stack.stop()
+        print("Airflow stopped.")
 
 
 def cmd_bench_load(args: argparse.Namespace) -> int:
@@ -304,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = sub.add_parser("demo-data", help="write demo sources")
     demo_parser.add_argument("--scale", type=int, default=None)
     demo_parser.set_defaults(func=cmd_demo_data)
-    sub.add_parser("airflow", help="airflow standalone on 127.0.0.1").set_defaults(func=cmd_airflow)
+    sub.add_parser("airflow", help="Airflow as on the team server, on 127.0.0.1").set_defaults(
+        func=cmd_airflow
+    )
     sub.add_parser("bench-load", help="loader benchmark (its own options: --scale N, --only …)").set_defaults(
         func=cmd_bench_load
     )
