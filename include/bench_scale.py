@@ -46,6 +46,7 @@ from include.benchmark import machine
 
 BW = str(Path(sys.executable).with_name("bw"))
 DAG_LINE = re.compile(r"DAG (\w+): (\S+) in ([0-9.]+) s")
+TASK_LINE = re.compile(r"^(\w+)\.(\w+)\s+\w+\s+([0-9.]+) s", re.MULTILINE)
 BEGIN = "<!-- bench-scale:begin -->"
 END = "<!-- bench-scale:end -->"
 
@@ -119,7 +120,14 @@ def _watch(command: list[str], env: dict[str, str], name: str, log: Path) -> Sta
 
 
 def _dag_times(output: str) -> dict[str, float]:
-    return {m.group(1): float(m.group(3)) for m in DAG_LINE.finditer(output)}
+    """Each DAG's wall time from ``bw run``'s log, else the sum of its tasks' times (the summary
+    lines ``<dag>.<task>  <state>  <seconds> s`` of ``bw run``)."""
+    dags = {m.group(1): float(m.group(3)) for m in DAG_LINE.finditer(output)}
+    if dags:
+        return dags
+    for m in TASK_LINE.finditer(output):
+        dags[m.group(1)] = dags.get(m.group(1), 0.0) + float(m.group(3))
+    return dags
 
 
 def _raw_rows(url: str) -> dict[str, int]:
