@@ -75,6 +75,9 @@ class Settings:
     validation_threads: int
     """``VALIDATION_THREADS``: GX validations of one table run on this many connections at once
     (default 2, one per core of the reference machine); 1 runs them one after another."""
+    quarantine_retention_days: int = 90
+    """``QUARANTINE_RETENTION_DAYS``: quarantined rows of source tables holding personal data are
+    deleted this many days after they were quarantined (default 90), on each run of that table."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -104,4 +107,5 @@ def settings() -> Settings:
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
         extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
         validation_threads=max(1, int(env("VALIDATION_THREADS", "2"))),
+        quarantine_retention_days=int(env("QUARANTINE_RETENTION_DAYS", "90")),
     )

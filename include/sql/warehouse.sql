@@ -209,6 +209,11 @@ create table if not exists quarantine.rejected_rows (
     reason       text not null,       -- which rule it broke
     rejected_at  timestamptz not null default now()
 );
+-- Case management: a keyed fingerprint of the quarantined row version (include.extract_ops.row_version),
+-- so that a version read again is not quarantined twice, without keeping its personal values.
+alter table quarantine.rejected_rows add column if not exists row_version text;
+create index if not exists rejected_rows_version on quarantine.rejected_rows (source, row_version)
+    where row_version is not null;
 
 -- ---------------------------------------------------------------- private: pseudonym key
 -- HMAC-SHA256 keyed pads (see include.warehouse.hmac_pads); the key itself is never stored.
