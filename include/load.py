@@ -685,14 +685,10 @@ def load_case_management_table(
             validation.record_loader_check(
                 warehouse_url, batch_id, extract_ops.FUTURE_RULE, "critical", future.keys, future.count
             )
-        if extracted.unknown_columns:
+        added = _new_columns(conn, source_object, extracted.unknown_columns)
+        if added:  # each column beyond the contract is reported once, in the batch that first saw it
             validation.record_loader_check(
-                warehouse_url,
-                batch_id,
-                extract_ops.DRIFT_RULE,
-                "warning",
-                extracted.unknown_columns,
-                len(extracted.unknown_columns),
+                warehouse_url, batch_id, extract_ops.DRIFT_RULE, "warning", added, len(added)
             )
         outcome, hold, by_rule = None, [], future
         if validate:
@@ -721,9 +717,8 @@ def load_case_management_table(
             notes.append(f"{already_loaded} row versions re-read in the look-back window were already loaded")
         if already_quarantined:
             notes.append(f"{already_quarantined} row versions re-read were already quarantined")
-        if extracted.unknown_columns:
-            unknown = ", ".join(extracted.unknown_columns)
-            notes.append(f"warning: source columns not in the contract, not loaded: {unknown}")
+        if added:
+            notes.append(f"warning: {extract_ops.DRIFT_RULE}: new columns not loaded: {', '.join(added)}")
         result = _publish(
             conn,
             batch_id=batch_id,
@@ -750,6 +745,20 @@ def load_case_management_table(
         analyze(warehouse_url, [spec.raw_table])
     purge_quarantine(warehouse_url)
     return _summary([result], table=table, watermark=str(watermark_to))
+
+
+def _new_columns(conn: psycopg.Connection, source_object: str, unknown: list[str]) -> list[str]:
+    """The source's columns beyond the contract that no earlier batch of this table reported."""
+    if not unknown:
+        return []
+    reported = conn.execute(
+        "select coalesce(jsonb_agg(distinct c), '[]') from audit.validation_results v "
+        "join audit.load_batches b using (batch_id), jsonb_array_elements_text(v.unexpected_values) as c "
+        "where b.source_object = %s and v.suite = 'loader' and v.expectation = %s",
+        (source_object, extract_ops.DRIFT_RULE),
+    ).fetchone()[0]
+    conn.commit()
+    return [c for c in unknown if c not in reported]
 
 
 def _version_salt() -> str:
