@@ -329,4 +329,3 @@ def test_quarantine_of_personal_tables_is_purged_after_its_retention(tortured, m
         wh, "select count(*) from quarantine.rejected_rows where source = 'public.training_participants'"
     ) == [(0,)]
     assert q(wh, "select count(*) from quarantine.rejected_rows where source = 'public.factories'") == [(2,)]
-
