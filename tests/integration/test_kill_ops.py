@@ -1,0 +1,104 @@
+"""SIGKILL of a loader at several points of a case-management load, and of a whole run.
+
+The loader runs in a child process on a table large enough to be caught in each phase; the test
+watches the warehouse's server (``pg_stat_progress_copy``, ``pg_stat_activity``) and kills the
+child there. Whatever the point, raw is untouched, the batch is left ``staging``, and the next run
+marks it ``abandoned`` and loads every row exactly once (as tests/integration/test_load_exports.py
+does for an export file killed mid-``COPY``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from include import db, load
+from include.config import PROJECT_DIR
+from tests.integration.test_load_case_management import MINIMAL_SCHEMA
+
+ROWS = 80_000
+T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+CHILD = """
+import sys
+from include import load
+load.load_case_management_table(sys.argv[1], sys.argv[2], "training_participants")
+"""
+
+# What the server shows while the child is in each phase (the warehouse's database only).
+PHASES = {
+    "copy": "select tuples_processed > 0 from pg_stat_progress_copy p "
+    "join pg_database d on d.oid = p.datid where d.datname = current_database()",
+    "validation": "select true from pg_stat_activity where datname = current_database() "
+    "and state = 'active' and pid <> pg_backend_pid() and query ilike '%%batch\\_%%' "
+    "and query not ilike 'copy%%' and query not ilike 'delete%%' and query not ilike 'insert%%' "
+    "and query not ilike 'create%%'",
+    "publish": "select true from pg_stat_activity where datname = current_database() "
+    "and state = 'active' and query ilike 'insert into raw.cm\\_training\\_participants%%'",
+}
+
+
+def q(url: str, query: str, params=None) -> list[tuple]:
+    with db.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+@pytest.fixture
+def big(warehouse_db, fresh_ops_database, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCS_DIR", str(tmp_path / "docs"))
+    with db.connect(fresh_ops_database) as conn:
+        conn.execute(MINIMAL_SCHEMA.read_text())
+        conn.execute(
+            "insert into public.training_participants select i, 1 + i %% 50, 'P' || i, 'Name ' || i, "
+            "null, null, (array['female', 'male', 'other'])[1 + i %% 3], 'worker', 1 + i %% 20, true, "
+            "i %% 101, null, %s, null from generate_series(1, %s) as i",
+            (T0, ROWS),
+        )
+    return warehouse_db, fresh_ops_database
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_a_load_killed_at_any_point_leaves_raw_untouched_and_the_rerun_loads_once(big, phase):
+    wh, ops = big
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, wh, ops],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    killed = False
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and child.poll() is None:
+            seen = q(wh, PHASES[phase])
+            if seen and seen[0][0]:
+                child.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.005)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert killed, f"never saw the {phase} phase: " + child.stderr.read().decode()[-2000:]
+
+    assert q(wh, "select count(*) from raw.cm_training_participants") == [(0,)]
+    assert q(wh, "select status from audit.load_batches") == [("staging",)]
+    assert q(wh, "select count(*) from audit.watermarks") == [(0,)]
+    # the killed session may take a moment to end on the server; its advisory lock goes with it
+    summary = load.load_case_management_table(wh, ops, "training_participants")
+    assert summary["rows_loaded"] == ROWS
+    assert q(wh, "select status from audit.load_batches order by batch_id") == [("abandoned",), ("loaded",)]
+    assert q(wh, "select count(*), count(distinct participant_id) from raw.cm_training_participants") == [
+        (ROWS, ROWS)
+    ]
+    assert q(wh, "select count(*) from pg_tables where schemaname = 'stage'") == [(0,)]
+    assert q(wh, "select watermark from audit.watermarks") == [(T0,)]
+    assert load.load_case_management_table(wh, ops, "training_participants")["rows_loaded"] == 0
