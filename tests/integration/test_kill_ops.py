@@ -102,3 +102,98 @@ def test_a_load_killed_at_any_point_leaves_raw_untouched_and_the_rerun_loads_onc
     assert q(wh, "select count(*) from pg_tables where schemaname = 'stage'") == [(0,)]
     assert q(wh, "select watermark from audit.watermarks") == [(T0,)]
     assert load.load_case_management_table(wh, ops, "training_participants")["rows_loaded"] == 0
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+def _bw_run(env: dict[str, str]) -> subprocess.Popen:
+    bw = os.path.join(os.path.dirname(sys.executable), "bw")
+    return subprocess.Popen(
+        [bw, "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _raw_counts(url: str) -> dict[str, int]:
+    from include.contract import RAW_TABLES
+
+    return {t: q(url, f"select count(*) from raw.{t}")[0][0] for t in RAW_TABLES}
+
+
+def test_a_run_killed_during_dbt_then_two_concurrent_runs_equal_one_clean_run(pg_server_url, tmp_path):
+    """``bw run`` SIGKILLed (its whole process group) while dbt builds; then two ``bw run`` at once
+    on the same warehouse and Airflow home. Both end; raw holds what one clean run loads."""
+    import uuid
+
+    suffix = uuid.uuid4().hex[:8]
+    killed_wh = db.with_database(pg_server_url, f"bwtest_kill_wh_{suffix}")
+    clean_wh = db.with_database(pg_server_url, f"bwtest_clean_wh_{suffix}")
+    ops = db.with_database(pg_server_url, f"bwtest_kill_ops_{suffix}")
+    base = {
+        **os.environ,
+        "OPS_DATABASE_URL": ops,
+        "LANDING_DIR": str(tmp_path / "landing"),
+        "PSEUDONYM_KEY": "kill-test-key",
+        "DEMO": "0",
+    }
+
+    def env(url: str, name: str) -> dict[str, str]:
+        return {
+            **base,
+            "WAREHOUSE_URL": url,
+            "AIRFLOW_HOME": str(tmp_path / name / "airflow"),
+            "DOCS_DIR": str(tmp_path / name / "docs"),
+            "RELEASE_DIR": str(tmp_path / name / "releases"),
+        }
+
+    try:
+        bw = os.path.join(os.path.dirname(sys.executable), "bw")
+        demo = subprocess.run(
+            [bw, "demo-data"], env={**base, "WAREHOUSE_URL": killed_wh}, capture_output=True
+        )
+        assert demo.returncode == 0, demo.stderr[-3000:]
+        clean = _bw_run(env(clean_wh, "clean"))
+        victim = _bw_run(env(killed_wh, "killed"))
+        killed = False
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and victim.poll() is None:
+            try:
+                dbt = q(
+                    killed_wh,
+                    "select count(*) from pg_stat_activity where datname = current_database() "
+                    "and application_name = 'dbt' and state = 'active'",
+                )[0][0]
+            except Exception:  # the warehouse is created by the run itself
+                dbt = 0
+            if dbt:
+                os.killpg(victim.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.05)
+        victim.wait()
+        assert killed, victim.stdout.read()[-4000:]
+        clean_out = clean.communicate(timeout=900)[0]
+        assert clean.returncode == 0, clean_out[-4000:]
+
+        runs = [_bw_run(env(killed_wh, "killed")) for _ in range(2)]
+        outputs = [run.communicate(timeout=900)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], [out[-3000:] for out in outputs]
+
+        assert _raw_counts(killed_wh) == _raw_counts(clean_wh)
+        assert q(killed_wh, "select count(*) from pg_tables where schemaname = 'stage'") == [(0,)]
+        assert q(
+            killed_wh,
+            "select count(*) from (select checksum from audit.load_batches where status = 'loaded' "
+            "and checksum is not null group by checksum having count(*) > 1) as twice",
+        ) == [(0,)]
+        assert q(killed_wh, "select count(*) from marts.fct_training_participation") == q(
+            clean_wh, "select count(*) from marts.fct_training_participation"
+        )
+    finally:
+        for url in (killed_wh, clean_wh, ops):
+            db.drop_database(url)
