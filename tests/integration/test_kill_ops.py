@@ -163,10 +163,13 @@ def test_a_run_killed_during_dbt_then_two_concurrent_runs_equal_one_clean_run(pg
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and victim.poll() is None:
             try:
+                # dbt has begun once a model exists (dbt's queries also carry its comment)
                 dbt = q(
                     killed_wh,
-                    "select count(*) from pg_stat_activity where datname = current_database() "
-                    "and application_name = 'dbt' and state = 'active'",
+                    "select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                    "where n.nspname in ('staging', 'intermediate', 'marts')) or exists (select 1 "
+                    "from pg_stat_activity where datname = current_database() "
+                    'and query like \'%%"app": "dbt"%%\')',
                 )[0][0]
             except Exception:  # the warehouse is created by the run itself
                 dbt = 0
