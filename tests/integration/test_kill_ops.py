@@ -138,7 +138,7 @@ def test_a_run_killed_during_dbt_then_two_concurrent_runs_equal_one_clean_run(pg
         **os.environ,
         "OPS_DATABASE_URL": ops,
         "LANDING_DIR": str(tmp_path / "landing"),
-        "PSEUDONYM_KEY": "kill-test-key",
+        "PSEUDONYM_KEY": "kill-test-key-not-secret-0123456789abcdef",
         "DEMO": "0",
     }
 

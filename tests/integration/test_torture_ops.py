@@ -126,7 +126,7 @@ def tortured(pg_server_url, tmp_path_factory):
     ops = db.with_database(pg_server_url, f"bwtest_torture_ops_{suffix}")
     docs = tmp_path_factory.mktemp("docs")
     old = {k: os.environ.get(k) for k in ("PSEUDONYM_KEY", "DOCS_DIR")}
-    os.environ.update(PSEUDONYM_KEY="test-key-not-secret", DOCS_DIR=str(docs))
+    os.environ.update(PSEUDONYM_KEY="test-key-not-secret-0123456789abcdef", DOCS_DIR=str(docs))
     db.ensure_database(wh)
     db.ensure_database(ops)
     try:
