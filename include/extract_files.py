@@ -567,6 +567,14 @@ def _header_positions(path: Path, header: list, report: ParseReport, limits: Lim
     names = [(h or "").strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
+        joined = ",".join(names)
+        for sep, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if sep in joined and sum(c in joined for c in CONTRACT_COLUMNS) > len(CONTRACT_COLUMNS) // 2:
+                raise FileRejected(
+                    path,
+                    f"the columns are separated by {what}, not commas (a regional Excel setting?); save "
+                    "it as CSV (comma delimited) and drop the new file in the folder",
+                )
         if not any(c in names for c in CONTRACT_COLUMNS):
             raise FileRejected(
                 path,

@@ -182,6 +182,12 @@ def _cases() -> list[Case]:
             "header repeats contract columns: CP",
         ),
         Case(
+            "semicolons_2025-01-12.csv",
+            csv_text(rows(9300)).replace(",", ";").encode(),
+            "rejected",
+            "separated by semicolons",
+        ),
+        Case(
             "wrong_headers_2025-01-12.csv",
             b"name,value\r\nx,1\r\n",
             "rejected",
