@@ -241,7 +241,7 @@ def tortured(pg_server_url, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
         tmp = tmp_path_factory.mktemp("torture")
-        mp.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+        mp.setenv("PSEUDONYM_KEY", "test-key-not-secret-0123456789abcdef")
         mp.setenv("DOCS_DIR", str(tmp / "docs"))
         for key, value in LIMITS.items():
             mp.setenv(key, value)
