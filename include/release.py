@@ -346,6 +346,41 @@ rates["noncompliance_rate"] = rates["factories_noncompliant"] / rates["factories
 """
 """The README's recipe: cp_noncompliance_rate from the released panel (a test runs it on a release)."""
 
+# >>> social dialogue, remediation and gender (issue 17: the tables of docs/MARTS.md's section)
+DIALOGUE_README = """## Social dialogue, remediation and gender
+
+Better Work's factory model is assess, improvement plan, advise, reassess; its priority themes
+include social dialogue and gender equality. Three tables carry that evidence:
+
+- `factory_social_dialogue`: one row per factory × calendar year in which the factory was engaged
+  (enrolled by 31 December, not exited before 1 January). `picc_meetings` counts the meetings of its
+  PICC (the factory's performance improvement consultative committee of workers and managers) held
+  in the year; `quarters_with_meeting` the quarters with at least one; `has_regular_picc` is true
+  when the PICC met in every quarter for which the factory was engaged the whole quarter (false when
+  there was no such quarter). `women_share_of_attendees` = women present ÷ attendees (workers +
+  managers) over the year's meetings; `women_under_represented` says whether it is below the share
+  of women among the factory's workers (`dim_factory.female_share_band` gives that share's band).
+  Rows are published only for factories whose enrolment year `dim_factory` publishes, and for years
+  with enough such factories.
+- `factory_remediation`: one row per factory × cycle with improvement plan items or a counted
+  assessment. Items are raised after the cycle's assessment for the points to fix:
+  `items_completed`, `completion_rate` (null without items), `items_closed_on_time` (closed by the
+  due date), `items_overdue` (not completed, due before the release's data were built),
+  `median_days_to_close` of the completed items. The recheck looks at the factory's counted
+  assessment of cycle + 1 only: `items_rechecked` are items whose compliance point was assessed
+  there, `items_compliant_at_recheck` those whose point had no non-compliant finding, and
+  `recheck_compliance_rate` their ratio (null when nothing was rechecked, e.g. no next cycle).
+- `programme_dialogue_kpis`: per period (`all` and each year, as `programme_kpis`, which it joins on
+  `period`): PICC meetings held and factories with one, improvement items raised (by date raised) and
+  completed (by date closed), and `women_supervisors_trained`, distinct women recorded as line
+  supervisors who attended a supervisory skills (SST) session starting in the period. Suppressed as
+  `programme_kpis` is.
+
+Shares and rates are stored unrounded.
+
+"""
+# <<< social dialogue, remediation and gender
+
 
 def render_readme(version: str, tables: list[Table], k: int) -> str:
     listing = "\n".join(f"| `{t.name}` | {t.rows} | {t.description.replace(chr(10), ' ')} |" for t in tables)
@@ -394,7 +429,7 @@ dictionary = pd.read_csv("data_dictionary.csv")
 - `programme_kpis`: deleted records never count; a participation counts when attended; a year row
   counts what falls in that year.
 
-## Reproducing cp_noncompliance_rate from the panel
+{DIALOGUE_README}## Reproducing cp_noncompliance_rate from the panel
 
 Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
 suppressed (and on `factories_assessed` everywhere) of the cycles in the panel. Cycles reached by

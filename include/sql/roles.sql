@@ -83,6 +83,11 @@ alter default privileges for role transformer in schema research grant select on
 -- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
 revoke all on schema staging, intermediate, snapshots from public;
 
+-- transformer reads which export records were rejected: an assessment with one in the export
+-- that wins for it is incomplete (dbt int_assessments).
+grant usage on schema quarantine to transformer;
+grant select on quarantine.rejected_rows to transformer;
+
 -- The database itself: PUBLIC (every role of the server) loses CONNECT and TEMP on it; the four
 -- roles get what they need (a login that is a member of loader/transformer connects through it).
 do $$
@@ -124,3 +129,8 @@ begin
         end loop;
     end loop;
 end $$;
+
+-- public_reporting: the transparency page's two tables, built by dbt (owner transformer) and
+-- readable by every login (dbt grants SELECT on them to PUBLIC on each build).
+create schema if not exists public_reporting authorization transformer;
+grant usage on schema public_reporting to public;

@@ -34,6 +34,12 @@ create table if not exists audit.load_batches (
     )
 );
 -- A file's content is loaded at most once, whatever its name.
+-- Export files: the export's date (the first YYYY-MM-DD of the file name, else the file's
+-- modification date; it decides which export of an assessment wins downstream, whatever the load
+-- order) and the text encoding found in a CSV (e.g. 'utf-8', 'utf-8 (BOM)', 'utf-16-le (BOM)',
+-- 'cp1252'; the rows are stored as UTF-8). Null for case-management batches.
+alter table audit.load_batches add column if not exists exported_on date;
+alter table audit.load_batches add column if not exists file_encoding text;
 create unique index if not exists load_batches_one_load_per_checksum
     on audit.load_batches (source, checksum) where status = 'loaded' and checksum is not null;
 
@@ -209,6 +215,9 @@ create table if not exists quarantine.rejected_rows (
     reason       text not null,       -- which rule it broke
     rejected_at  timestamptz not null default now()
 );
+-- Export records: the record's Quest.ID when it can be read (null otherwise, and for whole
+-- files): an assessment with a rejected record is held out of every count downstream.
+alter table quarantine.rejected_rows add column if not exists assessment_id text;
 
 -- ---------------------------------------------------------------- private: pseudonym key
 -- Only a fingerprint of the key is stored: it identifies the key (a run with another key fails,
