@@ -1,5 +1,5 @@
 # One image for every Airflow service of docker-compose.yml: the project's code and the exact
-# environment of uv.lock (the same lock `make run` uses), plus the Celery/Redis extra.
+# environment of uv.lock (the same lock `make run` uses) (Celery and Redis included).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,9 +25,9 @@ WORKDIR /opt/betterwork
 # Dependencies first (cached layer), then the project itself.
 COPY pyproject.toml uv.lock README.md ./
 RUN mkdir include && touch include/__init__.py \
- && uv sync --frozen --no-dev --extra server --no-install-project
+ && uv sync --frozen --no-dev --no-install-project
 COPY --chown=airflow:0 . .
-RUN uv sync --frozen --no-dev --extra server
+RUN uv sync --frozen --no-dev
 
 USER airflow
 ENTRYPOINT ["/usr/bin/tini", "--", "airflow"]

@@ -45,8 +45,10 @@ lint: env
 stop: env
 	$(BIN)/bw stop
 
+# Airflow as on the team server: EXECUTOR=local (default) or celery (workers on REDIS_URL).
+EXECUTOR ?= local
 airflow: env
-	$(BIN)/bw airflow
+	EXECUTOR=$(EXECUTOR) $(BIN)/bw airflow
 
 demo-data: env
 	SCALE=$(SCALE) $(BIN)/bw demo-data

@@ -95,6 +95,34 @@ class Settings:
     openpyxl (slower, memory bounded by a chunk of rows)."""
     site_dir: Path
     """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
+    dbt_project_dir: Path
+    """``DBT_PROJECT_DIR``: the dbt project the transform builds (default ``dbt_project/``; dbt
+    itself reads the same variable). Tests point it at a modified copy."""
+    log_dir: Path
+    """``LOG_DIR``: where ``bw run`` writes each run's full log (default ``data/logs``)."""
+    airflow_database_url: str | None
+    """``AIRFLOW_DATABASE_URL``: Airflow's metadata database for ``make airflow``. Unset: database
+    ``bw_airflow`` on the warehouse's server."""
+    executor: str
+    """``EXECUTOR``: ``local`` (LocalExecutor, default) or ``celery`` (Celery workers on Redis)."""
+    redis_url: str
+    """``REDIS_URL``: the Celery broker of ``EXECUTOR=celery``."""
+    celery_workers: int
+    """``CELERY_WORKERS``: Celery worker processes ``make airflow EXECUTOR=celery`` starts (default 1)."""
+    alert_smtp_url: str | None
+    """``ALERT_SMTP_URL``: ``smtp://user:password@host:port`` (``smtps://`` for TLS from the start,
+    ``?starttls=1`` to upgrade); or ``ALERT_SMTP_HOST``/``_PORT``/``_USER``/``_PASSWORD``."""
+    alert_email_from: str
+    """``ALERT_EMAIL_FROM``: sender of alert e-mails."""
+    alert_email_to: tuple[str, ...]
+    """``ALERT_EMAIL_TO``: comma-separated recipients of alert e-mails. Unset: no e-mail."""
+    alert_webhook_url: str | None
+    """``ALERT_WEBHOOK_URL``: a Slack/Teams-compatible incoming webhook (JSON ``{"text": …}``)."""
+    alert_freshness_hours: float
+    """``ALERT_FRESHNESS_HOURS``: a source with no rows loaded for longer alerts (default 26, dbt's
+    ``warn_after`` in ``_sources.yml``)."""
+    airflow_url: str
+    """``AIRFLOW_URL``: the Airflow UI as people reach it, for the links in alerts."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -132,4 +160,30 @@ def settings() -> Settings:
         landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
         xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
         site_dir=_path(env("SITE_DIR", "data/site")),
+        dbt_project_dir=_path(env("DBT_PROJECT_DIR", "dbt_project")),
+        log_dir=_path(env("LOG_DIR", "data/logs")),
+        airflow_database_url=env("AIRFLOW_DATABASE_URL") or None,
+        executor=env("EXECUTOR", "local").strip().lower() or "local",
+        redis_url=env("REDIS_URL") or "redis://127.0.0.1:6379/0",
+        celery_workers=max(1, int(env("CELERY_WORKERS", "1"))),
+        alert_smtp_url=env("ALERT_SMTP_URL") or _smtp_url(env),
+        alert_email_from=env("ALERT_EMAIL_FROM", "betterwork-data@localhost"),
+        alert_email_to=tuple(a.strip() for a in env("ALERT_EMAIL_TO", "").split(",") if a.strip()),
+        alert_webhook_url=env("ALERT_WEBHOOK_URL") or None,
+        alert_freshness_hours=float(env("ALERT_FRESHNESS_HOURS", "26")),
+        airflow_url=(env("AIRFLOW_URL") or f"http://127.0.0.1:{env('AIRFLOW__API__PORT', '8080')}").rstrip(
+            "/"
+        ),
     )
+
+
+def _smtp_url(env) -> str | None:
+    """``ALERT_SMTP_HOST``/``_PORT``/``_USER``/``_PASSWORD`` as one ``smtp://`` URL (None: no host)."""
+    from urllib.parse import quote
+
+    host = env("ALERT_SMTP_HOST")
+    if not host:
+        return None
+    user, password = env("ALERT_SMTP_USER", ""), env("ALERT_SMTP_PASSWORD", "")
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
+    return f"smtp://{auth}{host}:{env('ALERT_SMTP_PORT', '25')}"

@@ -425,7 +425,7 @@ def test_transformer_reads_the_partitioned_raw_table(env):
 def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh_database, monkeypatch):
     from include import warehouse
 
-    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret-0123456789abcdef")
     cols = ", ".join(f'"{c}" text' for c in CONTRACT_COLUMNS)
     with db.connect(fresh_database) as conn:
         conn.execute("create schema raw")

@@ -105,7 +105,7 @@ def built_marts(tmp_path_factory, pg_server_url):
     db.drop_database(url)
     db.ensure_database(url)
     previous_key = os.environ.get("PSEUDONYM_KEY")
-    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret"
+    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret-0123456789abcdef"
     try:
         warehouse.bootstrap(url)
         load_handmade_sources(url)
@@ -170,8 +170,10 @@ def test_compliance_point_spellings_resolve_and_unknown_stays_null(built_marts):
 
 
 def test_participation_mart_holds_pseudonyms_not_personal_data(built_marts):
+    from include import warehouse
+
     url, _ = built_marts
-    with db.connect(url) as conn:
+    with warehouse.connect_keyed(url) as conn:  # a session with the pseudonym key (never stored)
         columns = {
             r[0]
             for r in conn.execute(
