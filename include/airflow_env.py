@@ -57,6 +57,11 @@ def environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[str, st
     return env
 
 
+def results_root(cfg: Settings) -> Path:
+    """Where dbt's ``run_results.json`` of each Airflow dbt task is kept (include/alerts.py)."""
+    return cfg.airflow_home / "logs" / "dbt_results"
+
+
 AIRFLOW_DB = "bw_airflow"
 """Airflow's metadata database for ``make airflow``, on the warehouse's server by default."""
 
@@ -137,7 +142,11 @@ def server_environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[
     if cfg.executor == "celery":
         env.update(
             {
+                "REDIS_URL": cfg.redis_url,
                 "AIRFLOW__CELERY__BROKER_URL": cfg.redis_url,
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": os.environ.get(
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default"
+                ),
                 "AIRFLOW__CELERY__RESULT_BACKEND": db.to_url(meta, scheme="db+postgresql"),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": os.environ.get(
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY", "2"
