@@ -133,6 +133,13 @@ def server_environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[
             "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": os.environ.get(
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW", "4"
             ),
+            # A busy 2-core machine parses the Cosmos DAGs slowly: more than Airflow's 30 s default.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": os.environ.get(
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120"
+            ),
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": os.environ.get(
+                "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "180"
+            ),
             # One API worker process, not four: a 2-core machine.
             "AIRFLOW__API__WORKERS": os.environ.get("AIRFLOW__API__WORKERS", "1"),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

@@ -47,7 +47,8 @@ class Receivers:
         class Sink:
             async def handle_DATA(self, server, session, envelope):
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-                outer.emails.append(f"Subject: {msg['Subject']}\n\n{msg.get_content()}")
+                subject = " ".join(str(msg["Subject"]).split())  # unfolded
+                outer.emails.append(f"Subject: {subject}\n\n{msg.get_content()}")
                 return "250 OK"
 
         class Hook(BaseHTTPRequestHandler):
