@@ -13,12 +13,12 @@ SCALE ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint unit stop airflow demo-data bench-load bench-run docs env clean help
+.PHONY: run test lint unit stop airflow demo-data bench-load bench-run bench-scale docs env clean help site
 .DEFAULT_GOAL := help
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# //'
-	@echo "Also: make stop | airflow | demo-data SCALE=n | bench-load | bench-run | docs | lint | clean"
+	@echo "Also: make stop | airflow | demo-data SCALE=n | bench-load | bench-run | docs | lint | site | clean"
 
 # uv, bootstrapped into a small virtualenv of its own, then the project environment from uv.lock.
 $(UV):
@@ -59,6 +59,15 @@ bench-load: env
 # Wall time of a warm `make run` (environment, warehouse and sources already in place).
 bench-run: env
 	$(BIN)/python -m include.bench_run
+
+# The whole pipeline at several demo scales, fresh warehouse each; table in docs/BENCHMARKS.md.
+SCALES ?= 1,10,100
+bench-scale: env
+	$(BIN)/python -m include.bench_scale --scales $(SCALES) --write docs/BENCHMARKS.md
+
+# Serve the static site (SITE_DIR, default data/site/) on 127.0.0.1:8000 for a look; built if missing.
+site: env
+	$(BIN)/bw site
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .airflow dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

@@ -2,12 +2,16 @@
 ### Extract assessment exports
 
 Every hour, loads the assessment export files (CSV or XLSX) that landed in
-`$LANDING_DIR/assessments/` and were not loaded before (a file is known by its content checksum,
-so a renamed copy loads nothing). Each file is one batch: parsed as a stream, staged with `COPY`,
-validated with the Great Expectations suite `expectations/assessment_export_rows.json`, then
-published to `raw.assessment_export_rows` in one transaction (rows that cannot be parsed go to
-`quarantine.rejected_rows`). The task fails, after loading every good file, if a file was rejected
-or a batch quarantined: see `audit.load_batches` and `audit.validation_results`.
+`$LANDING_DIR/assessments/`, are complete (not a `.part`/`.tmp`/`.crdownload`/hidden/`~$` name,
+size and time stable) and were not loaded before (a file is known by its content checksum, so a
+renamed copy loads nothing). Each file is one batch: read once (hashed, its encoding detected),
+parsed as a stream, staged with `COPY`, validated with the Great Expectations suite
+`expectations/assessment_export_rows.json`, then published to `raw.assessment_export_rows` in one
+transaction (records that cannot be parsed go to `quarantine.rejected_rows`, their assessments
+held). Anything that goes wrong with one file rejects that file only. The task fails without retry
+(`AirflowFailException`), after loading every good file, if a file was rejected, a batch
+quarantined or an assessment held; the first line of the error names them. See
+`audit.load_batches`, `quarantine.rejected_rows` and `audit.validation_results`.
 
 Produces the asset `raw.assessment_export_rows`, which triggers the transform DAG.
 """

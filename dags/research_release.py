@@ -9,6 +9,10 @@ the counting and suppression rules, and a `MANIFEST.sha256`.
 The release reads as database role `researcher`, so it holds exactly what researchers may see.
 Its folder is `<date>-<content hash>`: when the data did not change, the existing release is found
 and nothing is written. Code: `include/release.py`; roles and rules: `docs/ACCESS.md`.
+
+Nothing is published from a failed transform: the `marts` Asset is updated only after a successful
+`dbt build`, and the task itself refuses to run (no retry) when the last finished transform in
+`audit.transform_runs` failed, e.g. when started by hand; the previous release stays current.
 """
 
 from __future__ import annotations
@@ -32,9 +36,15 @@ def research_release():
     @task
     def publish_release() -> dict:
         """Write the release (or find the identical one); return where it is, for the logs and XCom."""
-        from include import connections, release
+        from airflow.sdk.exceptions import AirflowFailException
 
-        result = release.publish(connections.warehouse_url())
+        from include import connections, release, transform
+
+        url = connections.warehouse_url()
+        failure = transform.last_build_failure(url)
+        if failure:
+            raise AirflowFailException(f"not published: the last transform failed ({failure[:300]})")
+        result = release.publish(url)
         return {
             "path": str(result.path),
             "version": result.version,

@@ -1,11 +1,21 @@
 """Transform: build the warehouse's staging, intermediate and mart models with dbt.
 
-Runs whenever an extraction DAG has updated a raw table (any of the raw Assets). The dbt project
-(`dbt_project/`) is rendered by astronomer-cosmos from its manifest: one `dbt build` (seeds,
-models, snapshot and every test, unit tests included) whose models appear in the UI as tasks
-(`ExecutionMode.WATCHER`; see docs/TRANSFORM.md for why it beat one task per model). When the
-build has passed, the `marts` Asset is updated, which starts the research release; the dbt docs
-site is regenerated beside it.
+Runs whenever an extraction DAG has loaded rows into a raw table (any of the raw Assets; an
+extraction that loaded nothing emits no Asset event). Three tasks:
+
+1. `dbt_build`: **one `dbt build`** of `dbt_project/` (seeds, models, snapshot and every test,
+   unit tests included) in a single astronomer-cosmos task (`DbtBuildLocalOperator`, dbt
+   in-process), as database role `transformer`. One task beat one task per model under Airflow
+   (docs/TRANSFORM.md has the figures); dbt's log in the task log names every node. A failing test
+   or a broken model fails the task at once (`AirflowFailException`, no retry: it would fail the
+   same way); only a transient database fault is retried. Each build is recorded in
+   `audit.transform_runs` (counts of models and tests by status, the failing nodes). A manual run
+   with the conf `{"full_refresh": true}` (what `bw run --full-refresh` passes) rebuilds
+   incremental models from scratch.
+2. `marts_built`: runs only if the build passed; updates the `marts` Asset, which starts
+   `research_release`. A failed build therefore publishes nothing: no Asset event, no release.
+3. `dbt_docs`: runs only if the build passed; regenerates the static dbt docs site
+   (`DOCS_DIR/dbt/index.html`) only when the dbt project or the warehouse's schema changed.
 """
 
 from __future__ import annotations
@@ -35,11 +45,12 @@ def transform_dag():
         """Marks the marts as rebuilt and tested (downstream DAGs are scheduled on this Asset)."""
 
     @task
-    def dbt_docs() -> str:
-        """Regenerate the dbt docs static site (DOCS_DIR/dbt/index.html)."""
+    def dbt_docs() -> dict:
+        """Regenerate the dbt docs static site (DOCS_DIR/dbt/index.html) if the project or schema changed."""
         from include import connections
 
-        return str(transform.generate_docs(connections.warehouse_url()))
+        page, written = transform.generate_docs_if_changed(connections.warehouse_url())
+        return {"path": str(page), "regenerated": written}
 
     dbt >> [dbt_docs(), marts_built()]
 

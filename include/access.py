@@ -9,8 +9,9 @@ config gives table-level SELECT on every build. This module adds what depends on
   client-side, so the clear text never appears in a statement or a server log). When unset, the
   password is left as it is: a DBA may manage it with ``\\password``; a new role has none, so only
   the server's non-password methods (``trust`` on a developer machine) let it in.
-- ``loader`` and ``transformer`` stay NOLOGIN: pipeline sessions ``SET ROLE`` to them, so the
-  connecting user must be a member (superusers are; a non-superuser gets the membership here).
+- ``loader`` and ``transformer`` stay NOLOGIN: pipeline sessions ``SET ROLE`` to them (and to
+  ``researcher`` for releases), so the connecting user must be a member (superusers are; a
+  non-superuser gets the membership here, which needs CREATEROLE or admin rights on the roles).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from include.config import Settings, settings
 
 log = logging.getLogger(__name__)
 
-PIPELINE_ROLES = ("loader", "transformer")
+PIPELINE_ROLES = ("loader", "transformer", "researcher")
+"""Roles the pipeline's login must be a member of to ``SET ROLE``: loads, dbt, releases (which read
+as ``researcher``, so a release holds only what a researcher may see)."""
 READER_SCHEMAS = {"analyst": "marts", "researcher": "research"}
 """Each reader role and the one schema it may read."""
 
@@ -66,7 +69,9 @@ def _ensure(conn: psycopg.Connection, passwords: dict[str, str | None]) -> None:
 
 def set_login(conn: psycopg.Connection, role: str, password: str | None) -> None:
     """``LOGIN`` for ``role``; with a password, set it as a SCRAM-SHA-256 verifier."""
-    conn.execute(sql.SQL("alter role {} login").format(sql.Identifier(role)))
+    # only when needed: roles are server-wide, and concurrent ALTER ROLEs of one role collide
+    if not conn.execute("select rolcanlogin from pg_roles where rolname = %s", (role,)).fetchone()[0]:
+        conn.execute(sql.SQL("alter role {} login").format(sql.Identifier(role)))
     if password:
         verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
         conn.execute(

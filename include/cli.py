@@ -1,11 +1,14 @@
 """``bw``: the commands behind the Makefile.
 
 bw run          build the warehouse: resolve it, demo sources (DEMO=1), run the DAGs in order
+                (-v: Airflow's and dbt's logs live; --full-refresh: dbt --full-refresh)
 bw stop         stop the embedded PostgreSQL, if the project started one
 bw demo-data    write the demo sources at SCALE (default 1)
 bw airflow      Airflow as on the team server (EXECUTOR=local|celery), stopped with Ctrl-C
 bw warehouse    print which warehouse the pipeline would use and how to reach it
 bw bench-load   loader benchmark (bare COPY and pandas.to_sql for comparison)
+bw rotate-key   make the configured pseudonym key the warehouse's (changes every pseudonym)
+bw site         serve the static site (SITE_DIR) on 127.0.0.1 for a look (--build: rebuild it first)
 """
 
 from __future__ import annotations
@@ -13,20 +16,17 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from include import airflow_env, db, warehouse
+from include import airflow_env, db, run_dags, warehouse
 from include.config import settings
 
 log = logging.getLogger("bw")
-
-PIPELINE = ("extract_case_management", "extract_assessments", "transform", "research_release")
-"""The DAGs ``bw run`` runs, in dependency order: the registry before the exports (GX checks
-export factories against it), both raw sources before the transform, the marts before a release."""
 
 
 def _prepare() -> tuple[warehouse.Warehouse, dict[str, str]]:
@@ -40,56 +40,132 @@ def _prepare() -> tuple[warehouse.Warehouse, dict[str, str]]:
 
 
 def _redacted(url: str) -> str:
-    parts = db.parts(url)
-    if "password" in parts:
-        parts["password"] = "***"
-    return db.to_url(parts)
+    return db.redact(url)
 
 
-def _airflow(args: list[str], env: dict[str, str]) -> int:
-    """Run an ``airflow`` sub-command of this virtualenv; its output streams to ours."""
+def _airflow(args: list[str], env: dict[str, str], stdout=None) -> int:
+    """Run an ``airflow`` sub-command of this virtualenv; its output streams to ours (or ``stdout``)."""
     airflow = str(Path(sys.executable).with_name("airflow"))
-    return subprocess.run([airflow, *args], env=env).returncode
+    stderr = subprocess.STDOUT if stdout is not None else None
+    return subprocess.run([airflow, *args], env=env, stdout=stdout, stderr=stderr).returncode
 
 
-def _migrate(env: dict[str, str]) -> None:
-    """Create or upgrade Airflow's metadata database, once per Airflow version (it takes ~5 s)."""
+def _migration_stamp(env: dict[str, str]) -> Path:
     # Not `import airflow` here: it would configure Airflow with this process's environment.
     airflow_version = importlib.metadata.version("apache-airflow")
-    stamp = Path(env["AIRFLOW_HOME"]) / f".migrated-{airflow_version}"
+    return Path(env["AIRFLOW_HOME"]) / f".migrated-{airflow_version}"
+
+
+def _needs_migration(env: dict[str, str]) -> bool:
+    return not _migration_stamp(env).exists()
+
+
+def _migrate(env: dict[str, str], stdout=None) -> None:
+    """Create or upgrade Airflow's metadata database, once per Airflow version (it takes ~5 s)."""
+    stamp = _migration_stamp(env)
     if stamp.exists():
         return
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    if _airflow(["db", "migrate"], env) != 0:
+    if _airflow(["db", "migrate"], env, stdout=stdout) != 0:
         raise SystemExit("airflow db migrate failed")
     stamp.touch()
 
 
-def cmd_run(_args: argparse.Namespace) -> int:
-    started = time.monotonic()
+def cmd_run(args: argparse.Namespace) -> int:
+    """The pipeline with a console for people (include/console.py); full logs in a file."""
+    from include import console as con
+
+    started, started_wall = time.monotonic(), time.time()
     cfg = settings()
-    wh, env = _prepare()
+    log_path = con.new_log_path(cfg.log_dir)
+    log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 (closed below, shared with children)
+    _log_to(log_path, verbose=args.verbose)
+    out = con.Console()
+    out.start()
+    try:
+        return _run(args, cfg, out, log_file, log_path, started, started_wall)
+    finally:
+        out.stop()
+        log_file.close()
+
+
+def _log_to(log_path: Path, verbose: bool) -> None:
+    """bw's own logging: everything to the run's log file; warnings (everything with -v) on screen."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    to_file = logging.FileHandler(log_path)
+    to_file.setFormatter(fmt)
+    screen = logging.StreamHandler(sys.stderr)
+    screen.setFormatter(fmt)
+    screen.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.addHandler(to_file)
+    root.addHandler(screen)
+    root.setLevel(logging.INFO)
+
+
+def _run(args, cfg, out, log_file, log_path: Path, started: float, started_wall: float) -> int:
+    from include import console as con
+    from include import transform
+
+    out.line(
+        f"bw run: full log in {con.display_path(log_path)}" + (" (shown live: -v)" if args.verbose else "")
+    )
+    with out.step("warehouse") as step:
+        wh, env = _prepare()
+        transform.ensure_transform_runs(wh.url)
+        since = con.db_now(wh.url)
+        step["note"] = f"{wh.kind}, database {db.parts(wh.url).get('dbname', '?')}"
     if cfg.demo:
         from include import demo
 
-        summary = demo.generate(cfg.landing_dir, wh.ops_url, scale=cfg.demo_scale, seed=cfg.demo_seed)
-        log.info("demo sources: %s", summary)
+        with out.step("demo sources") as step:
+            summary = demo.generate(cfg.landing_dir, wh.ops_url, scale=cfg.demo_scale, seed=cfg.demo_seed)
+            log.info("demo sources: %s", summary)
+            step["note"] = _demo_note(summary, cfg.demo_scale)
     else:
         log.info("DEMO=0: using the sources as they are, generating nothing")
-    _migrate(env)
+    if _needs_migration(env):
+        with out.step("airflow metadata database"):
+            _migrate(env, stdout=log_file)
     # All DAGs in one process (include/run_dags.py): `airflow dags test` each, without paying
     # Airflow's start-up four times.
-    log.info("running DAGs in order: %s", ", ".join(PIPELINE))
-    run = subprocess.run([sys.executable, "-m", "include.run_dags", *PIPELINE], env=env)
-    failed = run.returncode != 0
-    elapsed = time.monotonic() - started
-    print()
-    print(f"Warehouse ({wh.kind}): {_redacted(wh.url)}")
-    print(f"Query it:  {wh.psql_command()} -c 'select * from marts.programme_kpis'")
-    if wh.kind == "embedded":
-        print("The embedded PostgreSQL keeps running for your queries; `make stop` stops it.")
-    print(f"Pipeline finished in {elapsed:.1f} s" + ("; FAILED (see above)" if failed else ""))
-    return 1 if failed else 0
+    log.info("running the pipeline: %s", ", ".join(run_dags.PIPELINE))
+    cmd = [sys.executable, "-m", "include.run_dags", "--pipeline"]
+    if args.full_refresh:
+        cmd.append("--full-refresh")
+    code, events = con.run_pipeline_process(cmd, env, log_file, out, verbose=args.verbose)
+    failures = con.failures_from(events, code)
+    psql = wh.psql_command().replace(f'"{wh.url}"', f'"{con.without_password(wh.url)}"')
+    lines = con.summary_lines(
+        url=wh.url,
+        since=since,
+        started_wall=started_wall,
+        events=events,
+        cfg=cfg,
+        warehouse_kind=wh.kind,
+        psql=psql,
+        log_path=log_path,
+        elapsed=time.monotonic() - started,
+        failures=failures,
+        embedded=wh.kind == "embedded",
+    )
+    for text in lines:
+        out.line(text)
+    return 1 if (code != 0 or failures) else 0
+
+
+def _demo_note(summary: dict, scale: int) -> str:
+    exports, ops = summary.get("assessment_exports", {}), summary.get("case_management", {})
+    if "skipped" in exports and "skipped" in ops:
+        return f"scale {scale}: already in place"
+    parts = []
+    if "skipped" not in exports:
+        parts.append(f"{len(exports.get('files', []))} export files written")
+    if "skipped" not in ops:
+        parts.append("case-management database filled")
+    return f"scale {scale}: " + ", ".join(parts)
 
 
 def cmd_stop(_args: argparse.Namespace) -> int:
@@ -181,13 +257,52 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return bench_load.main(args.bench_args) or 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    """Deliberately change the pseudonym key: every pseudonym changes at the next build."""
+    wh = warehouse.resolve()
+    old, new = warehouse.rotate_key(wh.url, generate=args.generate)
+    print(f"pseudonym key of {db.redact(wh.url)}: {old} -> {new}; run `make run` to rebuild every table")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Serve SITE_DIR on 127.0.0.1 (the site needs no server; this is for a look in a browser)."""
+    import functools
+    import http.server
+
+    cfg = settings()
+    if args.build or not (cfg.site_dir / "index.html").exists():
+        from include.site import builder
+
+        result = builder.build(warehouse.resolve(cfg).url)
+        print(f"site: {result.pages} pages written in {result.seconds:.1f} s")
+    # Serve the parent too, so that the site's links to DOCS_DIR (dbt docs, GX Data Docs) work.
+    root = Path(os.path.commonpath([cfg.site_dir, cfg.docs_dir]))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        page = f"http://127.0.0.1:{args.port}/{cfg.site_dir.relative_to(root)}/index.html"
+        print(f"Site: {page}  (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
         prog="bw", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="build the warehouse").set_defaults(func=cmd_run)
+    run_parser = sub.add_parser("run", help="build the warehouse")
+    run_parser.add_argument("-v", "--verbose", action="store_true", help="show Airflow's and dbt's logs live")
+    run_parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every dbt model from scratch (dbt --full-refresh)",
+    )
+    run_parser.set_defaults(func=cmd_run)
     sub.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(func=cmd_stop)
     sub.add_parser("warehouse", help="print the warehouse in use").set_defaults(func=cmd_warehouse)
     demo_parser = sub.add_parser("demo-data", help="write demo sources")
@@ -199,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench-load", help="loader benchmark (its own options: --scale N, --only …)").set_defaults(
         func=cmd_bench_load
     )
+    rotate = sub.add_parser("rotate-key", help="install the configured pseudonym key (new pseudonyms)")
+    rotate.add_argument("--generate", action="store_true", help="write a new key file if none exists")
+    rotate.set_defaults(func=cmd_rotate_key)
+    site_parser = sub.add_parser("site", help="serve the static site on 127.0.0.1")
+    site_parser.add_argument("--port", type=int, default=8000)
+    site_parser.add_argument("--build", action="store_true", help="rebuild the site from the warehouse first")
+    site_parser.set_defaults(func=cmd_site)
     # bench-load passes its options on to include.bench_load; every other command takes none.
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench-load":

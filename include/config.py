@@ -75,6 +75,31 @@ class Settings:
     validation_threads: int
     """``VALIDATION_THREADS``: GX validations of one table run on this many connections at once
     (default 2, one per core of the reference machine); 1 runs them one after another."""
+    export_max_bytes: int
+    """``EXPORT_MAX_BYTES``: an export file larger than this is rejected unread (default 2 GiB)."""
+    export_max_rows: int
+    """``EXPORT_MAX_ROWS``: an export with more records is rejected (default 10 million)."""
+    export_max_columns: int
+    """``EXPORT_MAX_COLUMNS``: an export whose header has more columns is rejected (default 200)."""
+    export_max_xlsx_uncompressed_bytes: int
+    """``EXPORT_MAX_XLSX_UNCOMPRESSED_BYTES``: an XLSX whose parts unpack to more than this (a zip
+    bomb) is rejected before it is opened (default 2 GiB)."""
+    landing_min_age_seconds: float
+    """``LANDING_MIN_AGE_SECONDS``: a landed file modified longer ago than this is complete; a younger
+    one is taken only if its size and modification time stay the same for ``LANDING_SETTLE_SECONDS``."""
+    landing_settle_seconds: float
+    """``LANDING_SETTLE_SECONDS``: how long a young file must stay unchanged to be taken (default 2)."""
+    xlsx_fast_max_bytes: int
+    """``XLSX_FAST_MAX_BYTES``: an XLSX sheet up to this size unpacked (default 512 MiB) is read with
+    python-calamine (fast; holds the sheet in memory, ~1.4× this size); a larger one is streamed with
+    openpyxl (slower, memory bounded by a chunk of rows)."""
+    site_dir: Path
+    """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
+    dbt_project_dir: Path
+    """``DBT_PROJECT_DIR``: the dbt project the transform builds (default ``dbt_project/``; dbt
+    itself reads the same variable). Tests point it at a modified copy."""
+    log_dir: Path
+    """``LOG_DIR``: where ``bw run`` writes each run's full log (default ``data/logs``)."""
     airflow_database_url: str | None
     """``AIRFLOW_DATABASE_URL``: Airflow's metadata database for ``make airflow``. Unset: database
     ``bw_airflow`` on the warehouse's server."""
@@ -127,6 +152,16 @@ def settings() -> Settings:
         airflow_home=_path(env("AIRFLOW_HOME", ".airflow")),
         extract_lookback_minutes=int(env("EXTRACT_LOOKBACK_MINUTES", "10")),
         validation_threads=max(1, int(env("VALIDATION_THREADS", "2"))),
+        export_max_bytes=int(env("EXPORT_MAX_BYTES", str(2 << 30))),
+        export_max_rows=int(env("EXPORT_MAX_ROWS", "10000000")),
+        export_max_columns=int(env("EXPORT_MAX_COLUMNS", "200")),
+        export_max_xlsx_uncompressed_bytes=int(env("EXPORT_MAX_XLSX_UNCOMPRESSED_BYTES", str(2 << 30))),
+        landing_min_age_seconds=float(env("LANDING_MIN_AGE_SECONDS", "60")),
+        landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
+        xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
+        site_dir=_path(env("SITE_DIR", "data/site")),
+        dbt_project_dir=_path(env("DBT_PROJECT_DIR", "dbt_project")),
+        log_dir=_path(env("LOG_DIR", "data/logs")),
         airflow_database_url=env("AIRFLOW_DATABASE_URL") or None,
         executor=env("EXECUTOR", "local").strip().lower() or "local",
         redis_url=env("REDIS_URL") or "redis://127.0.0.1:6379/0",

@@ -1,4 +1,4 @@
-"""The data contract's source names (shared/design/DATA_CONTRACT.md §1–2), defined once.
+"""The data contract's source names (docs/SOURCES.md), defined once.
 
 The demo generator writes sources with these names and the extractors read them, so both sides
 take them from here: a change to the contract is a change to this module.

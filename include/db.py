@@ -29,6 +29,19 @@ def to_url(p: dict[str, str], scheme: str = "postgresql") -> str:
     return f"{scheme}://{auth}{host}:{port}/{p.get('dbname', 'postgres')}"
 
 
+def redact(url: str) -> str:
+    """The URL with its password (if any) replaced by ``***``: for anything printed or logged."""
+    try:
+        p = parts(url)
+    except Exception:  # not a URL libpq understands: hide everything between '://' and '@'
+        head, sep, tail = url.partition("://")
+        return f"{head}{sep}***@{tail.rpartition('@')[2]}" if "@" in tail else url
+    if "password" in p:
+        p["password"] = "***"
+    out = to_url(p, scheme=url.split("://", 1)[0] if "://" in url else "postgresql")
+    return out.replace(":%2A%2A%2A@", ":***@")
+
+
 def sqlalchemy_url(url: str) -> str:
     """The URL in SQLAlchemy's form for psycopg 3 (used by Great Expectations and pandas)."""
     return to_url(parts(url), scheme="postgresql+psycopg")

@@ -1,18 +1,29 @@
-"""Assessment export files: find the new ones (by content checksum) and stream-parse their rows.
+"""Assessment export files: land them (complete, hashed, decoded), then stream-parse their rows.
 
-Nothing here touches the database. :func:`iter_chunks` reads a CSV or XLSX export with memory
-bounded by one chunk of rows, keeps the 14 contract columns in contract order and sorts every
-record into *good rows* (for the stage table) or *rejects* (for ``quarantine.rejected_rows``):
+Nothing here touches the database. :func:`ready_files` lists the files of the landing folder that
+are complete (see the landing protocol in docs/LOADING.md); :func:`land` reads one such file
+**once**: into a private temporary copy, computing its sha256 from the same bytes, detecting a
+CSV's text encoding (UTF-8 with or without BOM, UTF-16 with BOM, Windows-1252) and converting it
+to UTF-8, and enforcing the cost limits (:class:`Limits`). Everything after it reads the copy, so
+the rows loaded are exactly the bytes hashed.
+
+:func:`iter_chunks` reads a landed CSV or XLSX with memory bounded by one chunk of rows, keeps the
+14 contract columns in contract order and sorts every record into *good rows* (for the stage table)
+or *rejects* (for ``quarantine.rejected_rows``):
 
 - a row whose field count differs from the header's, that holds bytes which are not UTF-8, or whose
   ``Assesment.Start.Date`` looks like ``dd/mm/yyyy`` but is no calendar date (``31/02/2024``) is
-  rejected alone; the rest of the file goes on;
-- a file that is empty, not a CSV/XLSX at all, truncated, or whose header lacks contract columns
-  raises :class:`FileRejected`, naming the file and the reason.
+  rejected alone, its record kept whole; the rest of the file goes on;
+- a file that is empty, not a CSV/XLSX at all, truncated, in an encoding that cannot be told, over
+  a limit, whose header lacks contract columns, or whose quoting swallows lines (a quote opened and
+  never closed, so that several physical lines would become one record) raises
+  :class:`FileRejected`, naming the file, where, and what to do.
 
-A file with a header and no data rows is a valid export of nothing: it loads 0 rows. Blank lines
-(and blank spreadsheet rows) are not records and are not counted. Row numbers count records, the
-header being row 1 (in XLSX: the sheet's row number).
+Rows read count the file's records as written: one line each, or several only for a quoted field
+that holds a line break and nothing that looks like further records. A file with a header and no
+data rows is a valid export of nothing: it loads 0 rows. Blank lines (and blank spreadsheet rows)
+are not records and are not counted. Row numbers count records, the header being row 1 (in XLSX:
+the sheet's row number).
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
+import os
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +48,6 @@ CONTRACT_COLUMNS = EXPORT_COLUMNS  # the 14 columns of contract §1, in order
 DATE_COLUMN = "Assesment.Start.Date"
 SUFFIXES = (".csv", ".xlsx")
 CHUNK_ROWS = 10_000  # rows parsed in Python per COPY: memory is bounded by one chunk
-RAW_TEXT_LIMIT = 4_000  # a quarantined row keeps at most this many characters of its raw text
 _DATE_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")  # ASCII digits, as stage.impossible_ddmmyyyy
 _BINARY_MAGIC = {
     b"%PDF": "a PDF document",
@@ -60,13 +72,46 @@ class FileRejected(Exception):
         self.reason = reason
 
 
+class NotReady(Exception):
+    """The file is still being written (or went away) while it was read: taken on a later run."""
+
+
+FIX = "correct the file (or export it again) and drop the corrected file in the folder"
+"""What to do about a rejected file, said in its reason: corrected content is a new file to the loader."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one export file may cost (``include.config``: ``EXPORT_MAX_*``)."""
+
+    max_bytes: int = 2 << 30
+    max_rows: int = 10_000_000
+    max_columns: int = 200
+    max_xlsx_uncompressed_bytes: int = 2 << 30
+    xlsx_fast_max_bytes: int = 512 << 20  # a larger sheet is streamed by openpyxl: bounded memory
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from include.config import settings
+
+        cfg = settings()
+        return cls(
+            cfg.export_max_bytes,
+            cfg.export_max_rows,
+            cfg.export_max_columns,
+            cfg.export_max_xlsx_uncompressed_bytes,
+            cfg.xlsx_fast_max_bytes,
+        )
+
+
 @dataclass(frozen=True)
 class Reject:
-    """A record that could not be parsed: it goes to quarantine, not to raw."""
+    """A record that could not be parsed: it goes to quarantine (whole), not to raw."""
 
     source_row: int
     raw_text: str
     reason: str
+    assessment_id: str | None = None  # the record's Quest.ID when it can be read
 
 
 @dataclass
@@ -83,6 +128,26 @@ class ParseReport:
     extra_columns: list[str] = field(default_factory=list)
     rows_read: int = 0
     fast: bool = False  # staged by the loader's COPY fast path (contract_csv_body), not parsed here
+    reader: str = ""  # the XLSX reader used
+
+
+@dataclass
+class Landed:
+    """A file read once by :func:`land`: its checksum, and a private copy that the loader parses."""
+
+    path: Path  # the file in the landing folder (its name goes into lineage and messages)
+    copy: Path | None  # CSV: the content as UTF-8; XLSX: the workbook's bytes; None if rejected
+    checksum: str  # sha256 of the file's bytes as landed (the same bytes the copy was made from)
+    size: int
+    kind: str = ""  # 'csv' or 'xlsx'
+    encoding: str | None = None  # a CSV's text encoding as found
+    lines: int = 0  # line breaks in the (UTF-8) copy of a CSV: records can be checked against it
+    exported_on: dt.date | None = None
+    rejected: str | None = None  # why the file is rejected whole (its checksum is known all the same)
+
+    def discard(self) -> None:
+        if self.copy is not None:
+            self.copy.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- finding files
@@ -97,48 +162,323 @@ def checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload")
+_NAME_DATE = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")
+
+
 def candidate_files(folder: Path) -> list[Path]:
-    """Export files in the landing folder, oldest first (so the latest export is loaded last).
+    """Export files in the landing folder, in export order (export date, then modification time, name).
 
     Hidden files and office lock files (``.x``, ``~$x``) and partial downloads (``.part``,
-    ``.tmp``, ``.crdownload``) are not exports yet. Every other file is a candidate: one with the
-    wrong type is rejected with a message rather than silently ignored.
+    ``.tmp``, ``.crdownload``: the write-then-rename convention) are not exports yet. Every other
+    file is a candidate: one with the wrong type is rejected with a message rather than silently
+    ignored.
     """
     if not folder.is_dir():
         return []
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith((".", "~"))
-        and p.suffix.lower() not in {".part", ".tmp", ".crdownload"}
-    ]
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    files = []
+    for p in folder.iterdir():
+        if p.name.startswith((".", "~")) or p.name.lower().endswith(PARTIAL_SUFFIXES):
+            continue
+        try:
+            if p.is_file():
+                files.append((exported_on(p), p.stat().st_mtime, p.name, p))
+        except OSError:
+            continue  # gone meanwhile
+    return [f[-1] for f in sorted(files)]
+
+
+def exported_on(path: Path) -> dt.date:
+    """The export's date: the first valid ``YYYY-MM-DD`` in the file name, else its modification date.
+
+    ``bwpk_assessments_2025-12-22_corrections.csv`` → 2025-12-22. It decides which export of an
+    assessment wins downstream, whatever the order in which files were loaded.
+    """
+    for match in _NAME_DATE.finditer(path.name):
+        try:
+            return dt.date(*(int(g) for g in match.groups()))
+        except ValueError:
+            continue
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
+
+
+def ready_files(
+    folder: Path, min_age_seconds: float = 60.0, settle_seconds: float = 2.0
+) -> tuple[list[Path], list[Path]]:
+    """(complete files, files still being written) among :func:`candidate_files`.
+
+    A file modified more than ``min_age_seconds`` ago is complete. A younger one is taken only if
+    its size and modification time are the same after ``settle_seconds`` (one wait for all of
+    them); :func:`land` checks once more that nothing changed while it read the file.
+    """
+    files = candidate_files(folder)
+    now = time.time()
+    young = {}
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if now - st.st_mtime < min_age_seconds:
+            young[p] = (st.st_size, st.st_mtime_ns)
+    waiting: list[Path] = []
+    if young and settle_seconds > 0:
+        time.sleep(settle_seconds)
+    for p, before in young.items():
+        try:
+            st = p.stat()
+            if (st.st_size, st.st_mtime_ns) != before:
+                waiting.append(p)
+        except OSError:
+            waiting.append(p)
+    return [p for p in files if p not in waiting and p.exists()], waiting
+
+
+def land(path: Path, workdir: Path, limits: Limits | None = None) -> Landed:
+    """Read the file once: sha256, a private copy to parse (UTF-8 for a CSV), checks and limits.
+
+    Raises :class:`NotReady` if the file changed or went away while it was read. A file that cannot
+    be loaded comes back with ``rejected`` set (and its checksum, so that the same bytes are not
+    examined again on every run).
+    """
+    limits = limits or Limits()
+    try:
+        before = path.stat()
+        f = path.open("rb")
+    except FileNotFoundError as err:
+        raise NotReady(f"{path.name}: gone before it was read") from err
+    digest = hashlib.sha256()
+    fd, name = _temp(workdir, path)
+    copy = Path(name)
+    written, head = 0, b""
+    newlines = 0
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    bad_utf8_at: int | None = None
+    nul_at: int | None = None
+    with f, os.fdopen(fd, "wb") as out:
+        offset = 0
+        while block := f.read(1 << 20):
+            digest.update(block)
+            if not head:
+                head = block[: 1 << 16]
+            if written <= limits.max_bytes:
+                out.write(block)
+                written += len(block)
+                newlines += block.count(b"\n")
+                if nul_at is None and b"\0" in block:
+                    nul_at = offset + block.index(b"\0")
+                if bad_utf8_at is None:
+                    try:
+                        utf8.decode(block)
+                    except UnicodeDecodeError as err:
+                        bad_utf8_at = offset + err.start
+            offset += len(block)
+        if bad_utf8_at is None:
+            try:
+                utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                bad_utf8_at = offset  # cut in the middle of a character
+    try:
+        after = path.stat()
+    except FileNotFoundError as err:
+        copy.unlink(missing_ok=True)
+        raise NotReady(f"{path.name}: gone while it was read") from err
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or offset != after.st_size:
+        copy.unlink(missing_ok=True)
+        raise NotReady(f"{path.name}: changed while it was read (still being written?)")
+    landed = Landed(path, copy, digest.hexdigest(), offset, exported_on=exported_on(path))
+    try:
+        if offset > limits.max_bytes:
+            raise FileRejected(
+                path,
+                f"the file is {_mib(offset)}, more than an export may be ({_mib(limits.max_bytes)}, "
+                "EXPORT_MAX_BYTES); split the export into smaller files, or raise the limit",
+            )
+        landed.kind = sniff(path, head)
+        if landed.kind == "csv":
+            _settle_encoding(landed, head, newlines, bad_utf8_at, nul_at)
+        else:
+            landed.copy = _renamed(copy, ".xlsx")  # readers go by the suffix, whatever the name said
+    except FileRejected as err:
+        landed.rejected = err.reason
+        landed.discard()
+        landed.copy = None
+    return landed
+
+
+def _temp(workdir: Path, path: Path) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix="landed-", suffix=".bin", dir=workdir)
+
+
+def _renamed(copy: Path, suffix: str) -> Path:
+    target = copy.with_suffix(suffix)
+    copy.rename(target)
+    return target
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based line number of a byte offset in a file."""
+    line = 1
+    with path.open("rb") as f:
+        while offset > 0 and (block := f.read(min(1 << 20, offset))):
+            line += block.count(b"\n")
+            offset -= len(block)
+    return line
+
+
+def _settle_encoding(
+    landed: Landed, head: bytes, newlines: int, bad_utf8_at: int | None, nul_at: int | None
+) -> None:
+    """Decide the CSV's encoding and leave ``landed.copy`` as UTF-8 text; or raise FileRejected."""
+    path, copy = landed.path, landed.copy
+    assert copy is not None
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if head.startswith(bom) and not head.startswith(codecs.BOM_UTF32_LE):
+            landed.encoding = f"{codec} (BOM)"
+            landed.copy, landed.lines = _transcode(path, copy, codec, len(bom))
+            return
+    if nul_at is not None:
+        raise FileRejected(
+            path,
+            f"not a CSV export: a NUL byte at byte {nul_at:,} (line {_line_of(copy, nul_at)}): binary "
+            "content, or UTF-16 text without a byte-order mark; save it as CSV UTF-8 and drop the new "
+            "file in the folder",
+        )
+    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
+        raise FileRejected(
+            path,
+            "the text is UTF-32, which exports are never in; save it as CSV UTF-8 and drop the new file "
+            "in the folder",
+        )
+    bom = head.startswith(codecs.BOM_UTF8)
+    if bad_utf8_at is None:
+        landed.encoding = "utf-8 (BOM)" if bom else "utf-8"
+        landed.lines = newlines
+        _check_line_ends(path, copy, newlines)
+        return
+    line = _line_of(copy, bad_utf8_at)
+    if bom:
+        raise FileRejected(
+            path,
+            f"mixed encodings: the file starts with a UTF-8 byte-order mark but line {line} is not UTF-8; "
+            "save it again as CSV UTF-8 and drop the new file in the folder",
+        )
+    utf8_lines = _lines_with_utf8_characters(copy)
+    if utf8_lines:
+        raise FileRejected(
+            path,
+            f"mixed encodings: line {utf8_lines[0]} has UTF-8 characters but line {line} bytes that are "
+            "not UTF-8 (Windows-1252?); no single encoding reads every row, so nothing was loaded; save "
+            "it again as CSV UTF-8 and drop the new file in the folder",
+        )
+    try:
+        landed.copy, landed.lines = _transcode(path, copy, "cp1252", 0)
+    except FileRejected:
+        raise FileRejected(
+            path,
+            f"unknown encoding: line {line} is neither UTF-8 nor Windows-1252 (cp1252) text; save it "
+            "again as CSV UTF-8 and drop the new file in the folder",
+        ) from None
+    landed.encoding = "cp1252"
+
+
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _lines_with_utf8_characters(copy: Path, at_most: int = 1) -> list[int]:
+    """Line numbers (up to ``at_most``) that decode as UTF-8 and hold a non-ASCII character."""
+    found = []
+    with copy.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.isascii() or not _UTF8_MULTIBYTE.search(line):
+                continue
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            found.append(number)
+            if len(found) >= at_most:
+                break
+    return found
+
+
+def _transcode(path: Path, copy: Path, codec: str, skip: int) -> tuple[Path, int]:
+    """The copy decoded from ``codec`` (strictly) and written again as UTF-8; (new copy, line breaks)."""
+    target = copy.with_suffix(".utf8")
+    decoder = codecs.getincrementaldecoder(codec)()
+    newlines, offset = 0, 0
+    with copy.open("rb") as src, target.open("wb") as out:
+        src.seek(skip)
+        offset = skip
+        try:
+            while block := src.read(1 << 20):
+                text = decoder.decode(block)
+                offset += len(block)
+                if "\0" in text:
+                    raise FileRejected(path, f"not a CSV export: a NUL character in the {codec} text; " + FIX)
+                data = text.encode("utf-8")
+                newlines += data.count(b"\n")
+                out.write(data)
+            out.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except UnicodeDecodeError as err:
+            target.unlink(missing_ok=True)
+            raise FileRejected(
+                path, f"bytes near byte {offset:,} are not valid {codec} text; " + FIX
+            ) from err
+    copy.unlink(missing_ok=True)
+    _check_line_ends(path, target, newlines)
+    return target, newlines
+
+
+def _check_line_ends(path: Path, copy: Path, newlines: int) -> None:
+    """Bare CR line ends (classic Mac) would make the whole file one line: said, not guessed."""
+    if newlines == 0:
+        with copy.open("rb") as f:
+            if b"\r" in f.read(1 << 16):
+                raise FileRejected(
+                    path,
+                    "line ends are bare CR characters (classic Mac), so the file reads as one line; save "
+                    "it as CSV with Windows or Unix line ends and drop the new file in the folder",
+                )
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def sniff(path: Path) -> str:
-    """``'csv'`` or ``'xlsx'`` from the file's content and name; raises :class:`FileRejected`."""
-    with path.open("rb") as f:
-        head = f.read(1 << 16)
+def sniff(path: Path, head: bytes | None = None) -> str:
+    """``'csv'`` or ``'xlsx'`` from the file's content and name; raises :class:`FileRejected`.
+
+    ``head``: the file's first 64 KiB, if already read. A workbook saved under a ``.csv`` name is
+    read as the workbook it is (and said in the batch's message).
+    """
+    if head is None:
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
     if not head or not head.lstrip(codecs.BOM_UTF8 + b" \t\r\n"):
-        raise FileRejected(path, "empty file (no header, no rows)")
+        raise FileRejected(path, "empty file (no header, no rows); " + FIX)
     for magic, what in _BINARY_MAGIC.items():
         if head.startswith(magic):
-            raise FileRejected(path, f"not a CSV or XLSX export: the content is {what}")
+            raise FileRejected(path, f"not a CSV or XLSX export: the content is {what}; " + FIX)
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FileRejected(
+            path,
+            f"unsupported file type {suffix or '(none)'}: expected .csv or .xlsx; save the export as one "
+            "of them, or move the file out of the folder",
+        )
     if head.startswith(_ZIP_MAGIC):
-        if suffix not in SUFFIXES:
-            raise FileRejected(path, f"unsupported file type {suffix or '(none)'}: expected .csv or .xlsx")
         return "xlsx"
     if suffix == ".xlsx":
-        raise FileRejected(path, "not a valid XLSX file (not a zip archive)")
-    if suffix != ".csv":
-        raise FileRejected(path, f"unsupported file type {suffix or '(none)'}: expected .csv or .xlsx")
-    if b"\0" in head:
-        raise FileRejected(path, "not a CSV export: binary content (NUL bytes)")
+        raise FileRejected(path, "not a valid XLSX file (not a zip archive); " + FIX)
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\0" in head and not utf16:
+        raise FileRejected(path, "not a CSV export: binary content (NUL bytes); " + FIX)
     return "csv"
 
 
@@ -183,33 +523,95 @@ def csv_record(fields: list) -> str:
 
 
 def iter_chunks(
-    path: Path, report: ParseReport | None = None, chunk_rows: int = CHUNK_ROWS
+    path: Path,
+    report: ParseReport | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    *,
+    name: Path | None = None,
+    limits: Limits | None = None,
+    kind: str | None = None,
+    xlsx_reader: str = "calamine",
 ) -> Iterator[Chunk]:
     """Stream the file's records as chunks of good rows and rejects (see the module docstring).
 
-    :class:`FileRejected` may be raised before the first chunk or, for a truncated file, after
-    the last one: the caller loads nothing from a file until the iterator is exhausted.
+    ``path`` is read as UTF-8 (a CSV) or as a workbook; ``name``: the file as landed, for messages
+    (default: ``path``). :class:`FileRejected` may be raised before the first chunk or after the
+    last one (a truncated file, a quote never closed): the caller loads nothing from a file until
+    the iterator is exhausted. ``xlsx_reader``: ``'calamine'`` (fast) or ``'openpyxl'`` (the
+    reference the tests compare it with).
     """
     report = report if report is not None else ParseReport()
-    report.kind = sniff(path)
-    records = _csv_records(path, report) if report.kind == "csv" else _xlsx_records(path, report)
+    limits = limits or Limits()
+    name = name or path
+    report.kind = kind or sniff(path)
+    if report.kind == "csv":
+        records = _csv_records(path, name, report, limits)
+    else:
+        sheet_bytes = _check_zip(path, name, limits)
+        if xlsx_reader == "openpyxl" or sheet_bytes > limits.xlsx_fast_max_bytes:
+            report.reader = "openpyxl"
+            records = _xlsx_records_openpyxl(path, name, report, limits)
+        else:
+            report.reader = "calamine"
+            records = _xlsx_records(path, name, report, limits)
     yield from _chunked(records, chunk_rows)
 
 
-def _header_positions(path: Path, header: list[str], report: ParseReport) -> list[int]:
+def _header_positions(path: Path, header: list, report: ParseReport, limits: Limits) -> list[int]:
+    if len(header) > limits.max_columns:
+        raise FileRejected(
+            path,
+            f"the header has {len(header):,} columns, more than an export may have ({limits.max_columns}, "
+            "EXPORT_MAX_COLUMNS); " + FIX,
+        )
     names = [(h or "").strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
         if not any(c in names for c in CONTRACT_COLUMNS):
             raise FileRejected(
-                path, "not an assessment export: the first row has none of the contract columns"
+                path,
+                "not an assessment export: the first row has none of the contract columns "
+                f"({', '.join(CONTRACT_COLUMNS[:3])}, …); export it again from the assessment system",
             )
-        raise FileRejected(path, f"header lacks contract columns: {', '.join(missing)}")
+        raise FileRejected(
+            path,
+            f"header lacks contract columns: {', '.join(missing)} (spelled exactly as the assessment "
+            "system spells them); " + FIX,
+        )
     duplicated = sorted({c for c in CONTRACT_COLUMNS if names.count(c) > 1})
     if duplicated:
-        raise FileRejected(path, f"header repeats contract columns: {', '.join(duplicated)}")
-    report.extra_columns = [n for n in names if n not in CONTRACT_COLUMNS]
+        raise FileRejected(
+            path,
+            f"header repeats contract columns: {', '.join(duplicated)} (which one holds the data?); " + FIX,
+        )
+    report.extra_columns = [n for n in names if n and n not in CONTRACT_COLUMNS]
     return [names.index(c) for c in CONTRACT_COLUMNS]
+
+
+def too_many_rows(path: Path, limits: Limits) -> FileRejected:
+    return FileRejected(
+        path,
+        f"more than {limits.max_rows:,} records (EXPORT_MAX_ROWS); split the export into smaller files, "
+        "or raise the limit",
+    )
+
+
+_QUEST_AT = CONTRACT_COLUMNS.index("Quest.ID")
+
+
+def assessment_of(fields: list | None, raw: str | None, positions: list[int] | None) -> str | None:
+    """The Quest.ID of a rejected record, if it can be read from its fields or raw text."""
+    if fields is None and raw:
+        try:
+            fields = next(csv.reader([raw.replace("\r", "").replace("\n", " ")]), None)
+        except csv.Error:
+            fields = None
+    if not fields or positions is None:
+        return None
+    at = positions[_QUEST_AT]
+    value = fields[at] if at < len(fields) else None
+    value = None if value is None else str(value).strip()
+    return value or None
 
 
 _valid_dates: dict[str, bool] = {}
@@ -252,7 +654,8 @@ def _chunked(records: Iterator[tuple[list[int], _Record]], chunk_rows: int) -> I
                 values.append(row_no)
                 chunk.rows.append(values)
         if reason is not None:
-            chunk.rejects.append(Reject(row_no, (raw or "")[:RAW_TEXT_LIMIT], reason))
+            quest = assessment_of(fields, raw, positions)
+            chunk.rejects.append(Reject(row_no, raw or "", reason, quest))
         if len(chunk.rows) + len(chunk.rejects) >= chunk_rows:
             yield chunk
             chunk = Chunk(rows=[])
@@ -268,11 +671,13 @@ class _Lines:
         self.current: list[str] = []  # lines of the record being read (its raw text)
         self.bad = False  # the record being read holds undecodable bytes
         self.last = b""
+        self.number = 0  # physical lines read so far
 
     def __iter__(self):
         first = True
         for line in self.f:
             self.last = line
+            self.number += 1
             try:
                 text = line.decode("utf-8-sig" if first else "utf-8")
             except UnicodeDecodeError:
@@ -283,31 +688,48 @@ class _Lines:
             yield text
 
 
-def _csv_records(path: Path, report: ParseReport) -> Iterator[tuple[list[int], _Record]]:
+def _swallowed(path: Path, first_line: int, lines: int, row_no: int, why: str) -> FileRejected:
+    return FileRejected(
+        path,
+        f"a quote opened on line {first_line} (row {row_no}) is not closed where its field ends, so "
+        f"{lines} lines would become one record ({why}); nothing of the file was loaded, so that no row is "
+        'lost silently; close or double the quote ("" inside a quoted field), or export the file again, '
+        "and drop the corrected file in the folder",
+    )
+
+
+def _csv_records(
+    path: Path, name: Path, report: ParseReport, limits: Limits
+) -> Iterator[tuple[list[int], _Record]]:
     with path.open("rb") as f:
         lines = _Lines(f)
         reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration as err:
-            raise FileRejected(path, "empty file (no header, no rows)") from err
+            raise FileRejected(name, "empty file (no header, no rows); " + FIX) from err
         except csv.Error as err:
-            raise FileRejected(path, f"not a CSV export: {err}") from err
+            raise FileRejected(name, f"not a CSV export: {err}; " + FIX) from err
         if lines.bad:
-            raise FileRejected(path, "not a CSV export: the header is not UTF-8 text")
-        positions = _header_positions(path, header, report)
+            raise FileRejected(name, "not a CSV export: the header is not UTF-8 text; " + FIX)
+        if len(lines.current) > 1:
+            raise _swallowed(name, 1, len(lines.current), 1, "the header")
+        positions = _header_positions(name, header, report, limits)
         width = len(header)
         row_no = 1
         last: tuple[int, list | None, str] | None = None
         while True:
             lines.current.clear()
             lines.bad = False
+            start = lines.number + 1
             try:
                 fields = next(reader)
             except StopIteration:
                 break
             except csv.Error as err:
-                # The reader resynchronises on the next line; this record alone is lost to quarantine.
+                if len(lines.current) > 1:
+                    raise _swallowed(name, start, len(lines.current), row_no + 1, str(err)) from err
+                # One line: the reader resynchronises on the next one; this record alone goes to quarantine.
                 row_no += 1
                 report.rows_read += 1
                 yield positions, (row_no, None, "".join(lines.current), f"unparsable CSV record: {err}")
@@ -316,7 +738,21 @@ def _csv_records(path: Path, report: ParseReport) -> Iterator[tuple[list[int], _
                 continue  # a blank line is not a record
             row_no += 1
             report.rows_read += 1
+            if report.rows_read > limits.max_rows:
+                raise too_many_rows(name, limits)
             raw = "".join(lines.current)
+            spans = len(lines.current)
+            if spans == 1 and any("\n" in v for v in fields):  # only a quote open at the end does that
+                raise _swallowed(name, start, spans, row_no, "the quote is never closed")
+            if spans > 1:
+                if raw.count('"') % 2 == 1 or fields[-1].endswith("\n"):
+                    raise _swallowed(name, start, spans, row_no, "the quote is never closed")
+                if len(fields) != width:
+                    raise _swallowed(
+                        name, start, spans, row_no, f"{len(fields)} fields, the header has {width}"
+                    )
+                if any(_looks_like_records(v, width) for v in fields if "\n" in v):
+                    raise _swallowed(name, start, spans, row_no, "its lines look like records of their own")
             last = (row_no, fields, raw)
             if lines.bad:
                 yield positions, (row_no, None, raw, "undecodable bytes (not UTF-8)")
@@ -325,7 +761,16 @@ def _csv_records(path: Path, report: ParseReport) -> Iterator[tuple[list[int], _
             else:
                 yield positions, (row_no, fields, None, None)
         if last is not None and not lines.last.endswith(b"\n") and _cut_short(last[1], last[2], width):
-            raise FileRejected(path, f"truncated: the last record (row {last[0]}) ends mid-row")
+            raise FileRejected(
+                name,
+                f"truncated: the last record (row {last[0]}) ends mid-row (was the file copied whole?); "
+                + FIX,
+            )
+
+
+def _looks_like_records(value: str, width: int) -> bool:
+    """A quoted field holding a line with as many commas as a record: lines swallowed by a quote."""
+    return any(line.count(",") >= width - 1 for line in value.split("\n")[1:])
 
 
 def _cut_short(fields: list | None, raw: str, width: int) -> bool:
@@ -334,6 +779,7 @@ def _cut_short(fields: list | None, raw: str, width: int) -> bool:
 
 
 def _cell(value) -> str | None:
+    """A spreadsheet cell as export text: dates dd/mm/yyyy, whole numbers without ``.0``, empty → None."""
     if value is None:
         return None
     if isinstance(value, dt.datetime | dt.date):
@@ -344,50 +790,119 @@ def _cell(value) -> str | None:
     return text if text != "" else None
 
 
-def _xlsx_records(path: Path, report: ParseReport) -> Iterator[tuple[list[int], _Record]]:
+def _check_zip(path: Path, name: Path, limits: Limits) -> int:
+    """The workbook's parts, unpacked, must fit ``max_xlsx_uncompressed_bytes`` (a zip bomb does not).
+
+    Returns the size of its largest worksheet, unpacked.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise FileRejected(name, f"not a readable XLSX file (truncated or corrupt: {err}); " + FIX) from err
+    unpacked = sum(p.file_size for p in parts)
+    if unpacked > limits.max_xlsx_uncompressed_bytes:
+        raise FileRejected(
+            name,
+            f"the workbook unpacks to {_mib(unpacked)}, more than an export may "
+            f"({_mib(limits.max_xlsx_uncompressed_bytes)}, EXPORT_MAX_XLSX_UNCOMPRESSED_BYTES): a zip "
+            "bomb, or an export to split into smaller files",
+        )
+    sheets = [p.file_size for p in parts if p.filename.startswith("xl/worksheets/")]
+    if not sheets:
+        raise FileRejected(name, "XLSX file has no worksheet (is it an XLSX workbook?); " + FIX)
+    return max(sheets)
+
+
+def _xlsx_rows(
+    name: Path, header_and_rows: Iterator[tuple[int, list]], report: ParseReport, limits: Limits
+) -> Iterator[tuple[list[int], _Record]]:
+    """Sheet rows (row number, cell values) as records: shared by both XLSX readers."""
+    header = None
+    for row_no, values in header_and_rows:
+        if header is None:
+            if all(v is None or v == "" for v in values):
+                continue
+            header = list(values)
+            while header and (header[-1] is None or header[-1] == ""):
+                header.pop()
+            positions = _header_positions(name, header, report, limits)
+            width = len(header)
+            continue
+        cells = [_cell(v) for v in values]
+        while len(cells) > width and cells[-1] is None:
+            cells.pop()
+        if not any(c is not None for c in cells):
+            continue
+        report.rows_read += 1
+        if report.rows_read > limits.max_rows:
+            raise too_many_rows(name, limits)
+        if len(cells) > width:
+            raw = csv_record(cells)
+            yield positions, (row_no, None, raw, f"wrong field count: {len(cells)}, header has {width}")
+            continue
+        cells.extend([None] * (width - len(cells)))
+        yield positions, (row_no, cells, None, None)
+    if header is None:
+        raise FileRejected(name, "empty file (no header, no rows); " + FIX)
+
+
+def _xlsx_records(
+    path: Path, name: Path, report: ParseReport, limits: Limits
+) -> Iterator[tuple[list[int], _Record]]:
+    """The first worksheet read with python-calamine (Rust; the sheet's cells are held in memory:
+    about 1.4 times the sheet's unpacked XML, hence ``xlsx_fast_max_bytes``)."""
+    import python_calamine
+
+    try:
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheets = [m for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
+        if not sheets:
+            raise FileRejected(name, "XLSX file has no worksheet; " + FIX)
+        sheet = book.get_sheet_by_name(sheets[0].name)
+    except FileRejected:
+        raise
+    except Exception as err:  # noqa: BLE001 - calamine raises its own XML, zip and value errors
+        raise FileRejected(name, f"not a readable XLSX file ({type(err).__name__}: {err}); " + FIX) from err
+    if sheet.total_height - 1 > limits.max_rows:
+        raise too_many_rows(name, limits)
+    if sheet.total_width > limits.max_columns + 50:  # the header's own count is checked exactly later
+        raise FileRejected(
+            name,
+            f"the sheet has {sheet.total_width:,} columns, more than an export may have "
+            f"({limits.max_columns}, EXPORT_MAX_COLUMNS); " + FIX,
+        )
+    start_col = sheet.start[1] if sheet.start else 0
+    pad = [None] * start_col  # calamine's rows begin at the first used column
+
+    def rows() -> Iterator[tuple[int, list]]:
+        for row_no, values in enumerate(sheet.iter_rows(), start=1):  # rows from the sheet's first
+            yield row_no, pad + values
+
+    yield from _xlsx_rows(name, rows(), report, limits)
+
+
+def _xlsx_records_openpyxl(
+    path: Path, name: Path, report: ParseReport, limits: Limits
+) -> Iterator[tuple[list[int], _Record]]:
+    """The first worksheet streamed with openpyxl (``read_only``): the reference reader, slower."""
     import openpyxl
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
-        raise FileRejected(path, f"not a readable XLSX file (truncated or corrupt: {err})") from err
+    except Exception as err:  # noqa: BLE001 - openpyxl raises zip, XML, key and value errors
+        raise FileRejected(name, f"not a readable XLSX file ({type(err).__name__}: {err}); " + FIX) from err
     try:
-        sheet = book.worksheets[0] if book.worksheets else None
-        if sheet is None:
-            raise FileRejected(path, "XLSX file has no worksheet")
-        rows = sheet.iter_rows(values_only=True)
+        if not book.worksheets:
+            raise FileRejected(name, "XLSX file has no worksheet; " + FIX)
+        rows = book.worksheets[0].iter_rows(values_only=True)
         try:
-            header = next(rows, None)
-            while header is not None and all(v is None for v in header):
-                header = next(rows, None)
-            if header is None:
-                raise FileRejected(path, "empty file (no header, no rows)")
-            header = list(header)
-            while header and header[-1] is None:
-                header.pop()
-            positions = _header_positions(path, header, report)
-            width = len(header)
-            for row_no, values in enumerate(rows, start=2):
-                cells = [_cell(v) for v in values]
-                while len(cells) > width and cells[-1] is None:
-                    cells.pop()
-                if not any(c is not None for c in cells):
-                    continue
-                report.rows_read += 1
-                if len(cells) > width:
-                    raw = ",".join("" if c is None else c for c in cells)
-                    yield (
-                        positions,
-                        (row_no, None, raw, f"wrong field count: {len(cells)}, header has {width}"),
-                    )
-                    continue
-                cells.extend([None] * (width - len(cells)))
-                yield positions, (row_no, cells, None, None)
-        except (zipfile.BadZipFile, EOFError, KeyError, OSError) as err:
-            raise FileRejected(path, f"not a readable XLSX file (truncated or corrupt: {err})") from err
-        except Exception as err:  # openpyxl raises assorted XML errors on a cut sheet
-            if isinstance(err, FileRejected):
-                raise
-            raise FileRejected(path, f"not a readable XLSX file ({type(err).__name__}: {err})") from err
+            yield from _xlsx_rows(name, enumerate(rows, start=1), report, limits)
+        except FileRejected:
+            raise
+        except Exception as err:  # noqa: BLE001 - openpyxl raises assorted XML errors on a cut sheet
+            raise FileRejected(
+                name, f"not a readable XLSX file ({type(err).__name__}: {err}); " + FIX
+            ) from err
     finally:
         book.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -178,22 +179,26 @@ def _publish(
     message: str,
     attach: bool = False,
     before_commit=None,
+    assessment_column: str | None = None,
 ) -> BatchResult:
     """Step 4: one transaction moves the staged batch to raw (or all of it to quarantine).
 
     ``attach``: the stage table already has raw's shape and lineage columns; it becomes the raw
-    partition ``<raw_table>_b<id>`` instead of being copied.
+    partition ``<raw_table>_b<id>`` instead of being copied. ``assessment_column`` (exports): the
+    stage column whose value goes into ``quarantine.rejected_rows.assessment_id``; the rejects
+    table then has an ``assessment_id`` column too.
     """
     started = time.perf_counter()
     stage, rejects = _stage_name(batch_id), _stage_name(batch_id, "_rejects")
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     params = {"batch": batch_id, "source": source_object}
     staged = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()[0]
+    with_id = sql.SQL(", assessment_id" if assessment_column else "")
     unparsable = conn.execute(
         sql.SQL(
-            "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason) "
-            "select %(batch)s, %(source)s, source_row, raw_text, reason from {}"
-        ).format(rejects),
+            "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason{}) "
+            "select %(batch)s, %(source)s, source_row, raw_text, reason{} from {}"
+        ).format(with_id, with_id, rejects),
         params,
     ).rowcount
     quarantined = unparsable
@@ -202,11 +207,17 @@ def _publish(
         reason = "critical expectations failed: " + ", ".join(failed)
         quarantined += conn.execute(
             sql.SQL(
-                "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason) "
+                "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason{}) "
                 "select %(batch)s, %(source)s, s._source_row, "
                 "(to_jsonb(s) - '_source_row' - '_batch_id' - '_source' - '_loaded_at')::text, "
-                "%(reason)s from {} as s"
-            ).format(stage),
+                "%(reason)s{} from {} as s"
+            ).format(
+                with_id,
+                sql.SQL(", s.{}").format(sql.Identifier(assessment_column))
+                if assessment_column
+                else sql.SQL(""),
+                stage,
+            ),
             {**params, "reason": reason},
         ).rowcount
         status, loaded, message = "quarantined", 0, f"{reason}. {message}".strip()
@@ -303,54 +314,92 @@ def _summary(results: list[BatchResult], **extra) -> dict:
 # --------------------------------------------------------------------------- assessment exports
 
 
-def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: bool = True) -> dict:
-    """Load every new export file in ``landing_dir/assessments`` (one batch per file).
+def load_assessment_exports(
+    warehouse_url: str,
+    landing_dir: Path,
+    *,
+    validate: bool = True,
+    limits: extract_files.Limits | None = None,
+    min_age_seconds: float | None = None,
+    settle_seconds: float | None = None,
+) -> dict:
+    """Load every new, complete export file in ``landing_dir/assessments`` (one batch per file).
 
-    A file whose content (sha256) was already processed is skipped whatever its name. New files are
-    staged in order (oldest first, so batch ids follow it), validated together in groups of up to
+    Files are taken in export order (the date in the name, then modification time) once complete
+    (:func:`extract_files.ready_files`), each read once into a private copy that is hashed and
+    parsed (:func:`extract_files.land`). A file whose content (sha256) was already processed is
+    skipped whatever its name; a second file with the same content in one run is recorded as a
+    ``duplicate``. New files are staged in order, validated together in groups of up to
     :data:`VALIDATION_GROUP` files (:func:`include.validate.validate_batches`), then published one
-    by one in the same order. Raises :class:`LoadFailed` at the end if a file was rejected or its
-    batch quarantined.
+    by one in the same order. Whatever goes wrong with one file (reading, staging, validating,
+    publishing) rejects that file alone; a lost connection to the warehouse is not the file's fault
+    and is raised. Raises :class:`LoadFailed` at the end, its first line naming what failed, if a
+    file was rejected, a batch quarantined or an assessment held (a record of it quarantined).
     """
+    from include.config import settings
+
+    cfg = settings()
+    limits = limits or extract_files.Limits.from_settings()
+    min_age = cfg.landing_min_age_seconds if min_age_seconds is None else min_age_seconds
+    settle = cfg.landing_settle_seconds if settle_seconds is None else settle_seconds
     folder = Path(landing_dir) / "assessments"
     results: list[BatchResult] = []
     skipped, gx_ready = 0, None
     with (
         _loader_session(warehouse_url, EXPORTS_SOURCE) as conn,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as hasher,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="land") as lander,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-import") as gx_import,
+        tempfile.TemporaryDirectory(prefix="bw-landed-") as workdir,
     ):
         _abandon_stale(conn, EXPORTS_SOURCE, None)
         staged: list[_StagedExport] = []
-        paths = extract_files.candidate_files(folder)
-        # Checksums are computed ahead in a thread (hashlib lets go of the GIL) while files are
-        # COPY-ed: reading each file twice then costs next to no wall time.
-        digests = hasher.map(extract_files.checksum, paths)
-        for path in paths:
+        paths, waiting = extract_files.ready_files(folder, min_age, settle)
+        for path in waiting:
+            log.warning("%s: still being written (size or time changed); taken on a later run", path.name)
+        this_run: dict[str, BatchResult | _StagedExport] = {}
+        # Each file is read once, into a private copy, hashed on the way; the next file is read
+        # in a thread while this one is COPY-ed (hashlib and file I/O let go of the GIL).
+        landing: Future | None = (
+            lander.submit(extract_files.land, paths[0], Path(workdir), limits) if paths else None
+        )
+        for i, path in enumerate(paths):
             started = time.perf_counter()
-            digest = next(digests)
-            seen = conn.execute(
-                "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
-                (EXPORTS_SOURCE, digest, list(SEEN_STATUSES)),
-            ).fetchone()
-            conn.commit()
-            if seen:
+            current = landing
+            landing = (
+                lander.submit(extract_files.land, paths[i + 1], Path(workdir), limits)
+                if i + 1 < len(paths)
+                else None
+            )
+            try:
+                landed = current.result()
+            except extract_files.NotReady as err:
+                log.warning("%s; taken on a later run", err)
+                continue
+            except OSError as err:  # unreadable (permissions, I/O error): said, retried on the next run
+                batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name)
+                results.append(_reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}"))
+                continue
+            try:
+                item = _take_landed(conn, landed, this_run, started)
+            finally:
+                landed.discard()
+            if item is None:
                 skipped += 1
+                continue
+            if isinstance(item, BatchResult):
+                results.append(item)  # rejected whole, or a duplicate
                 continue
             if validate and gx_ready is None:
                 # GX's import (~5 s in a fresh task process) goes on while the files are staged
                 from include import validate as validation
 
                 gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
-            item = _stage_export_file(conn, path, digest, started)
-            if isinstance(item, BatchResult):
-                results.append(item)  # rejected whole
-                continue
             staged.append(item)
             if len(staged) == VALIDATION_GROUP:
                 results += _validate_and_publish(conn, warehouse_url, staged, gx_ready)
                 staged = []
         results += _validate_and_publish(conn, warehouse_url, staged, gx_ready)
+        held = _held_assessments(conn, [r.batch_id for r in results if r.status == "loaded"])
     docs_seconds = 0.0
     if gx_ready is not None:
         from include import validate as validation
@@ -359,11 +408,59 @@ def load_assessment_exports(warehouse_url: str, landing_dir: Path, *, validate: 
         validation.build_docs(warehouse_url)  # once per run, not per batch
         docs_seconds = time.perf_counter() - started
     results.sort(key=lambda r: r.batch_id)
-    summary = _summary(results, files_skipped_as_known=skipped)
+    try:
+        summary = _summary(results, files_skipped_as_known=skipped)
+    except LoadFailed as err:
+        raise LoadFailed(_export_failure(results, held) + "\n" + str(err)) from None
+    if held:
+        raise LoadFailed(_export_failure(results, held))
+    summary["files_waiting"] = [p.name for p in waiting]
     summary["seconds"]["data_docs"] = round(docs_seconds, 3)
     if gx_ready is not None:  # GX's import and context, beside the staging (0: done already)
         summary["seconds"]["validate_startup"] = round(gx_ready.result(), 3)
     return summary
+
+
+HELD_NAMED = 20  # assessments named in a failure message; the rest are counted
+
+
+def _held_assessments(conn: psycopg.Connection, batch_ids: list[int]) -> dict[str, list[str | None]]:
+    """Per loaded file of this run, the assessments (Quest.ID) with a quarantined record (None: not read)."""
+    if not batch_ids:
+        return {}
+    rows = conn.execute(
+        """
+        select b.source_object, array_agg(distinct r.assessment_id)
+        from quarantine.rejected_rows r join audit.load_batches b using (batch_id)
+        where r.batch_id = any(%s) and r.source_row is not null
+        group by b.batch_id, b.source_object order by b.batch_id
+        """,
+        (batch_ids,),
+    ).fetchall()
+    conn.commit()
+    return {name: ids for name, ids in rows}
+
+
+def _export_failure(results: list[BatchResult], held: dict[str, list[str | None]]) -> str:
+    """The first line of the run's failure: which files failed and which assessments are held."""
+    parts = []
+    for status, what in (("rejected", "rejected"), ("quarantined", "quarantined by validation")):
+        names = [r.source_object for r in results if r.status == status]
+        if names:
+            parts.append(f"{len(names)} export file(s) {what}: {', '.join(names)}")
+    if held:
+        ids = sorted({i for v in held.values() for i in v if i is not None})
+        unreadable = any(None in v for v in held.values())
+        named = ", ".join(ids[:HELD_NAMED]) + (
+            f" and {len(ids) - HELD_NAMED} more" if len(ids) > HELD_NAMED else ""
+        )
+        parts.append(
+            f"{len(ids)} assessment(s) held out of every count (records quarantined"
+            f" in {', '.join(held)}): {named or '-'}"
+            + ("; some quarantined records have no readable Quest.ID" if unreadable else "")
+            + "; see quarantine.rejected_rows, correct the records and export them again"
+        )
+    return "Assessment exports: " + "; ".join(parts)
 
 
 @dataclass
@@ -372,20 +469,92 @@ class _StagedExport:
     path: Path
     report: extract_files.ParseReport
     seconds: dict[str, float]
+    message: str = ""
 
 
-def _stage_export_file(
-    conn: psycopg.Connection, path: Path, digest: str, started: float
-) -> _StagedExport | BatchResult:
-    """Open the file's batch and stage it (committed); a file rejected whole gives its result."""
-    batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name, checksum=digest)
-    report = extract_files.ParseReport()
-    try:
-        stage_export(conn, batch_id, path, report)
-    except extract_files.FileRejected as err:
-        return _reject_whole(conn, batch_id, path.name, err.reason)
+def _transient(conn: psycopg.Connection, err: BaseException) -> bool:
+    """A fault of the connection or server (retry later), not of the file."""
+    if conn.broken or conn.closed:
+        return True
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
+            seen, psycopg.errors.ProgramLimitExceeded
+        ):
+            return True
+        if type(seen).__name__ in ("OperationalError", "InterfaceError", "DisconnectionError"):
+            return True  # SQLAlchemy's, under GX
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _unexpected(err: BaseException, doing: str) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return (
+        f"{doing} failed ({type(err).__name__}: {first[:500]}); nothing of the file was loaded; check the "
+        f"file, then {extract_files.FIX}"
+    )
+
+
+def _take_landed(
+    conn: psycopg.Connection,
+    landed: extract_files.Landed,
+    this_run: dict[str, BatchResult | _StagedExport],
+    started: float,
+) -> _StagedExport | BatchResult | None:
+    """Open the landed file's batch and stage it (committed); None: content already processed."""
+    name = landed.path.name
+    seen = conn.execute(
+        "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
+        (EXPORTS_SOURCE, landed.checksum, list(SEEN_STATUSES)),
+    ).fetchone()
     conn.commit()
-    return _StagedExport(batch_id, path, report, {"stage": time.perf_counter() - started})
+    if seen:
+        return None
+    extra = {"checksum": landed.checksum, "exported_on": landed.exported_on, "file_encoding": landed.encoding}
+    first = this_run.get(landed.checksum)
+    if first is not None:
+        batch_id = _open_batch(conn, EXPORTS_SOURCE, name, **extra)
+        message = (
+            f"same content as {first.path.name if isinstance(first, _StagedExport) else first.source_object}"
+            f" (batch {first.batch_id}) in this run: loaded once, this copy skipped"
+        )
+        conn.execute(
+            "update audit.load_batches set status = 'duplicate', message = %s,"
+            " finished_at = clock_timestamp() where batch_id = %s",
+            (message, batch_id),
+        )
+        conn.commit()
+        log.warning("%s: %s", name, message)
+        return BatchResult(batch_id, name, "duplicate", message=message)
+    batch_id = _open_batch(conn, EXPORTS_SOURCE, name, **extra)
+    if landed.rejected:
+        result = _reject_whole(conn, batch_id, name, landed.rejected)
+        this_run[landed.checksum] = result
+        return result
+    report = extract_files.ParseReport(kind=landed.kind)
+    try:
+        stage_export(conn, batch_id, landed.copy, report, landed=landed)
+    except extract_files.FileRejected as err:
+        result = _reject_whole(conn, batch_id, name, err.reason)
+    except Exception as err:
+        if _transient(conn, err):
+            raise
+        log.exception("%s: staging failed", name)
+        result = _reject_whole(conn, batch_id, name, _unexpected(err, "reading and staging the file"))
+    else:
+        conn.commit()
+        notes = []
+        if landed.kind == "xlsx" and landed.path.suffix.lower() != ".xlsx":
+            notes.append(f"an XLSX workbook under a {landed.path.suffix} name, read as XLSX")
+        if landed.encoding and not landed.encoding.startswith("utf-8"):
+            notes.append(f"encoding {landed.encoding}, converted to UTF-8")
+        if report.extra_columns:
+            notes.append(f"extra columns ignored: {', '.join(report.extra_columns)}")
+        result = _StagedExport(batch_id, landed.path, report, {"stage": time.perf_counter() - started})
+        result.message = "; ".join(notes)
+    this_run[landed.checksum] = result
+    return result
 
 
 def _validate_and_publish(
@@ -393,39 +562,66 @@ def _validate_and_publish(
 ) -> list[BatchResult]:
     """Validate the staged files together, then publish (or quarantine) each, in batch order.
 
-    ``gx_ready``: GX's import, under way in another thread (None: load without validation).
+    ``gx_ready``: GX's import, under way in another thread (None: load without validation). If the
+    group's validation raises, each file is validated alone; a file whose validation still raises
+    is rejected (the others go on).
     """
     if not staged:
         return []
-    outcomes = {}
+    outcomes: dict = {}
+    failures: dict[int, str] = {}
     if gx_ready is not None:
         from include import validate as validation
 
         gx_ready.result()  # one GX session per process: never built from two threads at once
-        outcomes = validation.validate_batches(
-            warehouse_url, EXPORT_ENTITY, "stage", {s.batch_id: f"batch_{s.batch_id}" for s in staged}
-        )
+        tables = {s.batch_id: f"batch_{s.batch_id}" for s in staged}
+        try:
+            outcomes = validation.validate_batches(warehouse_url, EXPORT_ENTITY, "stage", tables)
+        except Exception as err:
+            if _transient(conn, err):
+                raise
+            log.exception("validation of %s files together failed; validating each alone", len(staged))
+            for batch_id, table in tables.items():
+                try:
+                    outcomes.update(
+                        validation.validate_batches(warehouse_url, EXPORT_ENTITY, "stage", {batch_id: table})
+                    )
+                except Exception as alone:
+                    if _transient(conn, alone):
+                        raise
+                    failures[batch_id] = _unexpected(alone, "validating the file")
     results = []
     for item in staged:
+        name = item.path.name
+        if item.batch_id in failures:
+            results.append(_reject_whole(conn, item.batch_id, name, failures[item.batch_id]))
+            continue
         outcome = outcomes.get(item.batch_id)
         if outcome is not None:
             item.seconds["validate"] = outcome.seconds
-        extra = item.report.extra_columns
-        result = _publish(
-            conn,
-            batch_id=item.batch_id,
-            source_object=item.path.name,
-            raw_table=EXPORT_TABLE,
-            columns=list(extract_files.CONTRACT_COLUMNS),
-            outcome=outcome,
-            message=f"extra columns ignored: {', '.join(extra)}" if extra else "",
-            attach=True,
-        )
+        try:
+            result = _publish(
+                conn,
+                batch_id=item.batch_id,
+                source_object=name,
+                raw_table=EXPORT_TABLE,
+                columns=list(extract_files.CONTRACT_COLUMNS),
+                outcome=outcome,
+                message=item.message,
+                attach=True,
+                assessment_column="Quest.ID",
+            )
+        except Exception as err:
+            if _transient(conn, err):
+                raise
+            log.exception("%s: publishing failed", name)
+            results.append(_reject_whole(conn, item.batch_id, name, _unexpected(err, "publishing the batch")))
+            continue
         result.seconds.update(item.seconds)
         log.info(
             "batch %s (%s): %s, %s rows loaded, %s quarantined%s",
             item.batch_id,
-            item.path.name,
+            name,
             result.status,
             result.rows_loaded,
             result.rows_quarantined,
@@ -436,27 +632,70 @@ def _validate_and_publish(
 
 
 def stage_export(
-    conn: psycopg.Connection, batch_id: int, path: Path, report: extract_files.ParseReport
+    conn: psycopg.Connection,
+    batch_id: int,
+    path: Path,
+    report: extract_files.ParseReport,
+    *,
+    landed: extract_files.Landed | None = None,
 ) -> tuple[int, int]:
     """Stage the file into ``stage.batch_<id>`` (good rows) and ``…_rejects``; not committed.
 
+    ``path``: the file to read (a landed copy: UTF-8 text or a workbook); ``landed``: what
+    :func:`extract_files.land` found (the name for lineage and messages, kind, line count).
     Returns (rows staged, rows rejected). Raises :class:`extract_files.FileRejected`.
     """
-    if extract_files.sniff(path) == "csv":
+    name = landed.path if landed else path
+    limits = extract_files.Limits.from_settings()
+    kind = landed.kind if landed else extract_files.sniff(path)
+    if kind == "csv":
         body = extract_files.contract_csv_body(path)
         if body is not None:
             try:
                 staged = _stage_csv_fast(conn, batch_id, path, body)
+                if (
+                    landed is not None
+                    and not _one_line_per_record(path, landed.lines, staged)
+                    and _maybe_swallowed(conn, batch_id)
+                ):
+                    # a field holds lines that look like records: the row parser finds where a quote
+                    # swallowed them, and rejects the file
+                    raise extract_files.NotFastPath("a quoted field holds lines that look like records")
+                if staged > limits.max_rows:
+                    raise extract_files.too_many_rows(name, limits)
                 report.kind, report.fast, report.rows_read = "csv", True, staged
                 rejected = _reject_impossible_dates(conn, batch_id)
-                _add_batch_constants(conn, batch_id, path.name)
+                _add_batch_constants(conn, batch_id, name.name)
                 return staged - rejected, rejected
             except (psycopg.DataError, extract_files.NotFastPath) as err:
                 conn.rollback()  # nothing of this attempt remains, not even the stage table
-                log.info("%s: COPY refused the file (%s); parsing it row by row", path.name, err)
-    counts = _stage_parsed(conn, batch_id, path, report)
-    _add_batch_constants(conn, batch_id, path.name)
+                log.info("%s: COPY refused the file (%s); parsing it row by row", name.name, err)
+    counts = _stage_parsed(conn, batch_id, path, report, name=name, kind=kind, limits=limits)
+    _add_batch_constants(conn, batch_id, name.name)
     return counts
+
+
+def _maybe_swallowed(conn: psycopg.Connection, batch_id: int) -> bool:
+    """Whether a staged field holds a line break followed by a line with a record's commas, or ends one."""
+    width = len(extract_files.CONTRACT_COLUMNS)
+    pattern = f"\n([^\n,]*,){{{width - 1}}}|\n$"
+    return conn.execute(
+        sql.SQL("select exists (select from {} where {})").format(
+            _stage_name(batch_id),
+            sql.SQL(" or ").join(
+                sql.SQL("{} ~ {}").format(sql.Identifier(c), sql.Literal(pattern))
+                for c in extract_files.CONTRACT_COLUMNS
+            ),
+        )
+    ).fetchone()[0]
+
+
+def _one_line_per_record(path: Path, line_breaks: int, records: int) -> bool:
+    """Whether the file's physical lines are its header and records, one each (no line break in a field)."""
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        ends_with_newline = f.read(1) == b"\n"
+    return line_breaks + (0 if ends_with_newline else 1) == records + 1
 
 
 def _create_export_stage(conn: psycopg.Connection, batch_id: int) -> None:
@@ -487,6 +726,9 @@ def _create_export_stage(conn: psycopg.Connection, batch_id: int) -> None:
     )
     conn.execute(sql.SQL("alter sequence {} owned by {}._source_row").format(sequence, stage))
     _create_rejects_table(conn, batch_id)
+    conn.execute(
+        sql.SQL("alter table {} add column assessment_id text").format(_stage_name(batch_id, "_rejects"))
+    )
 
 
 def _add_batch_constants(conn: psycopg.Connection, batch_id: int, source: str) -> None:
@@ -546,15 +788,15 @@ def _reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
     return conn.execute(
         sql.SQL(
             "with bad as (delete from {stage} where {date} = any(%(dates)s) returning *) "
-            "insert into {rejects} (source_row, raw_text, reason) "
-            "select _source_row, left(stage.csv_record(array[{cols}]), {limit}), "
-            "{reason} || quote_literal({date}) from bad"
+            "insert into {rejects} (source_row, raw_text, reason, assessment_id) "
+            "select _source_row, stage.csv_record(array[{cols}]), "
+            "{reason} || quote_literal({date}), nullif(btrim({quest}), '') from bad"
         ).format(
             stage=stage,
             rejects=_stage_name(batch_id, "_rejects"),
             date=date,
             cols=sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS)),
-            limit=sql.Literal(extract_files.RAW_TEXT_LIMIT),
+            quest=sql.Identifier("Quest.ID"),
             reason=sql.Literal(f"impossible date in {extract_files.DATE_COLUMN}: "),
         ),
         {"dates": impossible},
@@ -562,7 +804,14 @@ def _reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
 
 
 def _stage_parsed(
-    conn: psycopg.Connection, batch_id: int, path: Path, report: extract_files.ParseReport
+    conn: psycopg.Connection,
+    batch_id: int,
+    path: Path,
+    report: extract_files.ParseReport,
+    *,
+    name: Path,
+    kind: str,
+    limits: extract_files.Limits,
 ) -> tuple[int, int]:
     """Row by row in Python (:func:`extract_files.iter_chunks`): any header order, XLSX, row rejects."""
     _create_export_stage(conn, batch_id)
@@ -570,14 +819,14 @@ def _stage_parsed(
     copy_rows = sql.SQL("copy {} ({}) from stdin (format csv, freeze)").format(
         _stage_name(batch_id), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    copy_rejects = sql.SQL("copy {} (source_row, raw_text, reason) from stdin").format(
+    copy_rejects = sql.SQL("copy {} (source_row, raw_text, reason, assessment_id) from stdin").format(
         _stage_name(batch_id, "_rejects")
     )
     staged = rejected = 0
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     with conn.cursor() as cur:
-        for chunk in extract_files.iter_chunks(path, report):
+        for chunk in extract_files.iter_chunks(path, report, name=name, kind=kind, limits=limits):
             if chunk.rows:
                 buffer.seek(0)
                 buffer.truncate()
@@ -588,7 +837,9 @@ def _stage_parsed(
             if chunk.rejects:
                 with cur.copy(copy_rejects) as copy:
                     for r in chunk.rejects:
-                        copy.write_row((r.source_row, r.raw_text.replace("\0", ""), r.reason))
+                        copy.write_row(
+                            (r.source_row, r.raw_text.replace("\0", ""), r.reason, r.assessment_id)
+                        )
                 rejected += len(chunk.rejects)
     return staged, rejected
 

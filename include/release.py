@@ -170,6 +170,19 @@ def _arrow_type(pg_type: str):
     }.get(base, pa.string())
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is a formula (or a DDE payload) to a spreadsheet."""
+
+
+def csv_text(text: str) -> str:
+    """A text value made inert for spreadsheets: a leading ``'`` where it starts like a formula.
+
+    Only text is escaped: numbers (``-3``, ``-0.5``) come from numeric columns and stay numbers, a
+    negative number being no formula (the Parquet files hold every value unchanged).
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _csv_value(value) -> str:
     if value is None:
         return ""
@@ -177,7 +190,9 @@ def _csv_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return csv_text(str(value))
 
 
 def export_table(conn, table: Table, folder: Path) -> None:
@@ -235,7 +250,7 @@ def write_dictionary(tables: list[Table], folder: Path) -> None:
         writer.writerow(["table", "column", "position", "type", "description"])
         for t in tables:
             for i, c in enumerate(t.columns, start=1):
-                writer.writerow([t.name, c.name, i, c.type, c.description])
+                writer.writerow([csv_text(v) for v in (t.name, c.name, str(i), c.type, c.description)])
     doc = {
         t.name: {
             "description": t.description,
@@ -258,7 +273,8 @@ def write_codebook(tables: list[Table], folder: Path) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["column", "value", "meaning", "tables"])
         for (column, value), in_tables in sorted(values.items()):
-            writer.writerow([column, value, _meaning(column, value), " ".join(sorted(in_tables))])
+            row = [column, value, _meaning(column, value), " ".join(sorted(in_tables))]
+            writer.writerow([csv_text(v) for v in row])
 
 
 def content_hash(folder: Path) -> str:
@@ -271,6 +287,25 @@ def content_hash(folder: Path) -> str:
                 while chunk := f.read(1 << 20):
                     h.update(chunk)
     return h.hexdigest()
+
+
+def disclosure_policy(k: int) -> dict:
+    """The disclosure-control policy a release was made under (``release.json``, README)."""
+    return {
+        "policy": "betterwork-pk disclosure control v2 (docs/ACCESS.md)",
+        "k": k,
+        "quasi_identifiers": "declared per table in the dbt models' meta.disclosure",
+        "coarsening": [
+            "dates to years",
+            "workers to size bands, share of women to quarter bands",
+            "months since enrolment to 6-month bands",
+        ],
+        "microdata": "every published quasi-identifier combination shared by >= k factories (else withheld)",
+        "aggregates": "cells of 1..k-1 units suppressed (primary), plus complementary suppression",
+        "person_rows": "none: training participation published as suppressed aggregates only",
+        "rounding": "none (OpenSAFELY's suppress <= 7 and round to 5 considered, not applied)",
+        "csv": "text cells starting with = + - @ tab or CR prefixed with an apostrophe",
+    }
 
 
 def write_manifest(folder: Path) -> None:
@@ -311,6 +346,41 @@ rates["noncompliance_rate"] = rates["factories_noncompliant"] / rates["factories
 """
 """The README's recipe: cp_noncompliance_rate from the released panel (a test runs it on a release)."""
 
+# >>> social dialogue, remediation and gender (issue 17: the tables of docs/MARTS.md's section)
+DIALOGUE_README = """## Social dialogue, remediation and gender
+
+Better Work's factory model is assess, improvement plan, advise, reassess; its priority themes
+include social dialogue and gender equality. Three tables carry that evidence:
+
+- `factory_social_dialogue`: one row per factory × calendar year in which the factory was engaged
+  (enrolled by 31 December, not exited before 1 January). `picc_meetings` counts the meetings of its
+  PICC (the factory's performance improvement consultative committee of workers and managers) held
+  in the year; `quarters_with_meeting` the quarters with at least one; `has_regular_picc` is true
+  when the PICC met in every quarter for which the factory was engaged the whole quarter (false when
+  there was no such quarter). `women_share_of_attendees` = women present ÷ attendees (workers +
+  managers) over the year's meetings; `women_under_represented` says whether it is below the share
+  of women among the factory's workers (`dim_factory.female_share_band` gives that share's band).
+  Rows are published only for factories whose enrolment year `dim_factory` publishes, and for years
+  with enough such factories.
+- `factory_remediation`: one row per factory × cycle with improvement plan items or a counted
+  assessment. Items are raised after the cycle's assessment for the points to fix:
+  `items_completed`, `completion_rate` (null without items), `items_closed_on_time` (closed by the
+  due date), `items_overdue` (not completed, due before the release's data were built),
+  `median_days_to_close` of the completed items. The recheck looks at the factory's counted
+  assessment of cycle + 1 only: `items_rechecked` are items whose compliance point was assessed
+  there, `items_compliant_at_recheck` those whose point had no non-compliant finding, and
+  `recheck_compliance_rate` their ratio (null when nothing was rechecked, e.g. no next cycle).
+- `programme_dialogue_kpis`: per period (`all` and each year, as `programme_kpis`, which it joins on
+  `period`): PICC meetings held and factories with one, improvement items raised (by date raised) and
+  completed (by date closed), and `women_supervisors_trained`, distinct women recorded as line
+  supervisors who attended a supervisory skills (SST) session starting in the period. Suppressed as
+  `programme_kpis` is.
+
+Shares and rates are stored unrounded.
+
+"""
+# <<< social dialogue, remediation and gender
+
 
 def render_readme(version: str, tables: list[Table], k: int) -> str:
     listing = "\n".join(f"| `{t.name}` | {t.rows} | {t.description.replace(chr(10), ' ')} |" for t in tables)
@@ -326,7 +396,10 @@ Pseudonymised research data of the Better Work Pakistan programme (ILO/IFC), fro
 {listing}
 
 Every table comes as `<table>.parquet` (typed) and `<table>.csv` (UTF-8, comma-separated, header
-row, empty = null, booleans `true` / `false`). `data_dictionary.csv` / `.json` give every column's
+row, empty = null, booleans `true` / `false`; a text cell that a spreadsheet would take for a
+formula, starting with `=`, `+`, `-`, `@`, tab or carriage return, is prefixed with `'`: the Parquet
+files hold the values unchanged). `release.json` records the version, the disclosure-control
+policy and k. `data_dictionary.csv` / `.json` give every column's
 type and description; `codebook.csv` the meaning of every coded value found in the release;
 `MANIFEST.sha256` the checksum of every file (`sha256sum -c MANIFEST.sha256`). The version
 `{version}` is the date of the release and the start of the hash of its content: the same data
@@ -356,7 +429,7 @@ dictionary = pd.read_csv("data_dictionary.csv")
 - `programme_kpis`: deleted records never count; a participation counts when attended; a year row
   counts what falls in that year.
 
-## Reproducing cp_noncompliance_rate from the panel
+{DIALOGUE_README}## Reproducing cp_noncompliance_rate from the panel
 
 Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
 suppressed (and on `factories_assessed` everywhere):
@@ -366,8 +439,8 @@ suppressed (and on `factories_assessed` everywhere):
 
 ## Disclosure control
 
-- **Pseudonyms.** `factory_key`, `person_key`, `session_key` and `participation_key` are
-  HMAC-SHA256 (hex) of the programme's ids under a secret key held by the programme, not in any
+- **Pseudonyms.** `factory_key` is an
+  HMAC-SHA256 (hex) of the programme's factory id under a secret key held by the programme, not in any
   repository. They are stable between releases made with the same key, so releases can be linked;
   if the key is ever changed, every key changes and old and new releases no longer link.
 - **No direct identifiers.** No names, addresses, cities, Open Supply Hub ids, programme factory,
@@ -375,8 +448,14 @@ suppressed (and on `factories_assessed` everywhere):
   coarsened to years; workforce size and share of women to bands.
 - **k = {k}.** In `dim_factory`, where a combination of province, sector, size band, female share band
   and enrolment year would be shared by fewer than {k} factories, the least useful of them are
-  withheld (null), enrolment year first (`quasi_identifiers_withheld` says how many);
-  `factory_cycle_panel.start_year` is withheld together with the enrolment year.
+  withheld (null), enrolment year first (`quasi_identifiers_withheld` says how many). In
+  `factory_cycle_panel`, months since enrolment come in 6-month bands; start year and band are
+  withheld with the enrolment year, and further until every published combination of cycle, start
+  year and band is shared by at least {k} factories. Cycles reached by fewer than {k} factories are
+  left out of the factory-level tables (their rates are suppressed anyway).
+- **No person rows.** Training participation is published as aggregates per session year, course,
+  gender and role (`training_participation`), suppressed like the other aggregates (fewer than {k}
+  people, or 1…{k - 1} factories), never as one row per person.
 - **Suppressed cells.** In the aggregate tables, a cell built from fewer than {k} factories is
   suppressed: its values are null and `is_suppressed` is true (*primary*). So is a cell that would
   let a suppressed cell or a group of fewer than {k} factories be recovered by difference
@@ -386,6 +465,7 @@ suppressed (and on `factories_assessed` everywhere):
   (or `all`) are suppressed until the suppressed years cover at least {k} factories together.
   A figure built from no factory (a zero) is published. `suppression_reason` / `suppressed_cells`
   say which rule applied.
+- **Policy.** `release.json` records the policy and k. Counts are not rounded.
 - The factory-level tables are pseudonymous microdata, not anonymous: they let suppressed
   aggregates be recomputed, and a factory's findings could be recognised by someone who knows them.
   Keep them within the terms of the data use agreement; publish aggregates only with the rules above.
@@ -416,6 +496,8 @@ def publish(url: str, cfg: Settings | None = None, today: dt.date | None = None)
             return Release(existing[-1], existing[-1].name, False, counts)
         version = f"{(today or dt.date.today()).isoformat()}-{digest}"
         (work / "README.md").write_text(render_readme(version, tables, cfg.suppression_k))
+        manifest = {"version": version, "disclosure": disclosure_policy(cfg.suppression_k), "tables": counts}
+        (work / "release.json").write_text(json.dumps(manifest, indent=2) + "\n")
         write_manifest(work)
         final = root / version
         work.rename(final)

@@ -9,8 +9,11 @@ Nothing heavy is imported at module level: DAG files import this module at parse
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include import db
-from include.config import PROJECT_DIR, settings
+from include.config import settings
 
-DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+DBT_PROJECT_DIR = settings().dbt_project_dir
+"""The dbt project (``DBT_PROJECT_DIR``, default ``dbt_project/``)."""
 DBT_TARGET_DIR = DBT_PROJECT_DIR / "target"
 MANIFEST = DBT_TARGET_DIR / "manifest.json"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
@@ -34,8 +38,15 @@ scheduler and triggerer: it deadlocks under ``airflow dags test``). Measured in 
 
 def dbt_env(warehouse_url: str) -> dict[str, str]:
     """The environment variables ``profiles.yml`` reads, for this warehouse."""
+    from include import warehouse
+
+    try:  # the pseudonym key, as session settings (PGOPTIONS); checked against the warehouse's
+        key = warehouse.key_env(url=warehouse_url)
+    except warehouse.PseudonymKeyMissing:  # parse needs none; a build fails at its first pseudonym
+        key = {}
     p = db.parts(warehouse_url)
     return {
+        **key,
         "WAREHOUSE_HOST": p.get("host", "127.0.0.1"),
         "WAREHOUSE_PORT": p.get("port", "5432"),
         "WAREHOUSE_USER": p.get("user", "postgres"),
@@ -133,6 +144,217 @@ def generate_docs(warehouse_url: str, out_dir: Path | str | None = None) -> Path
     return page
 
 
+DOCS_FINGERPRINT = ".fingerprint"
+"""Beside the dbt docs page: the fingerprint of what the page was generated from."""
+
+
+def generate_docs_if_changed(warehouse_url: str, out_dir: Path | str | None = None) -> tuple[Path, bool]:
+    """Regenerate the dbt docs page only when the dbt project or the warehouse's schema changed.
+
+    The page shows the project (models, tests, descriptions, lineage) and the catalogue (tables,
+    columns, types, comments), not data, so the same project on the same schema gives the same
+    page (~7 s saved per run). Returns the page and whether it was written.
+    """
+    out = Path(out_dir) if out_dir else settings().docs_dir / "dbt"
+    page, stamp = out / "index.html", out / DOCS_FINGERPRINT
+    fingerprint = docs_fingerprint(warehouse_url)
+    if page.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint:
+        return page, False
+    generate_docs(warehouse_url, out)
+    stamp.write_text(fingerprint + "\n")
+    return page, True
+
+
+_PROJECT_SKIP = {"target", "logs", "dbt_packages", "__pycache__"}
+
+
+def project_hash(project_dir: Path | str | None = None) -> str:
+    """sha256 of the dbt project's files (names and bytes; ``target/``, ``logs/`` left out)."""
+    root = Path(project_dir) if project_dir else DBT_PROJECT_DIR
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_dir() or any(part in _PROJECT_SKIP or part.startswith(".") for part in rel.parts):
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def schema_hash(warehouse_url: str) -> str:
+    """sha256 of the warehouse's tables, views and columns (types, comments) outside the system,
+    ``stage`` (per-batch tables) and raw's per-batch partitions: what dbt's catalogue shows."""
+    query = """
+        select n.nspname, c.relname, c.relkind, a.attnum, a.attname,
+               format_type(a.atttypid, a.atttypmod), col_description(c.oid, a.attnum),
+               obj_description(c.oid, 'pg_class')
+        from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace
+        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+        where c.relkind in ('r', 'v', 'm', 'p', 'f') and not c.relispartition
+          and n.nspname not in ('information_schema', 'stage') and n.nspname not like 'pg\\_%'
+        order by 1, 2, 4
+    """
+    digest = hashlib.sha256()
+    with db.connect(warehouse_url) as conn:
+        for row in conn.execute(query):
+            digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+def docs_fingerprint(warehouse_url: str) -> str:
+    return f"{project_hash()}:{schema_hash(warehouse_url)}"
+
+
+# --------------------------------------------------------------------------- what the transform did
+
+TRANSFORM_RUNS_DDL = """
+create table if not exists audit.transform_runs (
+    run_id        bigserial primary key,
+    dag_run_id    text,
+    started_at    timestamptz not null default clock_timestamp(),
+    finished_at   timestamptz,
+    status        text not null,          -- 'running', 'success', 'failed'
+    inputs_as_of  timestamptz not null,   -- batches loaded before this instant are in the build
+    project_hash  text not null,          -- include.transform.project_hash() of the project built
+    full_refresh  boolean not null default false,
+    summary       jsonb,                  -- dbt's results: counts per kind and status, failures
+    message       text
+)
+"""
+"""One row per transform (dbt build): what ``bw run`` reads to decide whether anything changed
+since the last successful one, and to print what dbt did."""
+
+
+def ensure_transform_runs(warehouse_url: str) -> None:
+    with db.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("create schema if not exists audit")
+        conn.execute(TRANSFORM_RUNS_DDL)
+
+
+def start_transform_run(warehouse_url: str, dag_run_id: str | None, full_refresh: bool) -> int:
+    ensure_transform_runs(warehouse_url)
+    with db.connect(warehouse_url, autocommit=True) as conn:
+        return conn.execute(
+            "insert into audit.transform_runs (dag_run_id, status, inputs_as_of, project_hash, full_refresh) "
+            "values (%s, 'running', clock_timestamp(), %s, %s) returning run_id",
+            (dag_run_id, project_hash(), full_refresh),
+        ).fetchone()[0]
+
+
+def finish_transform_run(
+    warehouse_url: str, run_id: int, ok: bool, summary: dict | None, message: str | None = None
+) -> None:
+    with db.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute(
+            "update audit.transform_runs set status = %s, finished_at = clock_timestamp(), "
+            "summary = %s::jsonb, message = %s where run_id = %s",
+            ("success" if ok else "failed", json.dumps(summary or {}), message, run_id),
+        )
+
+
+def last_build_failure(warehouse_url: str) -> str | None:
+    """The message of the last finished transform if it failed (None if it succeeded, or none ran)."""
+    ensure_transform_runs(warehouse_url)
+    with db.connect(warehouse_url) as conn:
+        row = conn.execute(
+            "select status, coalesce(message, 'dbt build failed') from audit.transform_runs "
+            "where status in ('success', 'failed') order by run_id desc limit 1"
+        ).fetchone()
+    return row[1] if row and row[0] == "failed" else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the transform has anything to do, and why (printed by ``bw run``)."""
+
+    needed: bool
+    reason: str
+
+
+def needs_transform(warehouse_url: str, full_refresh: bool = False) -> Decision:
+    """Build when asked to (full refresh), when no build ever succeeded, when a batch loaded rows
+    after the inputs of the last successful build were taken, or when the dbt project changed.
+
+    A batch "loaded rows" when ``audit.load_batches`` has it ``loaded`` with ``rows_loaded > 0``;
+    its ``finished_at`` is when it was published. Nothing else (Airflow's runs included) decides.
+    """
+    if full_refresh:
+        return Decision(True, "full refresh requested")
+    ensure_transform_runs(warehouse_url)
+    with db.connect(warehouse_url) as conn:
+        last = conn.execute(
+            "select inputs_as_of, project_hash from audit.transform_runs where status = 'success' "
+            "order by run_id desc limit 1"
+        ).fetchone()
+        if last is None:
+            return Decision(True, "no transform has succeeded on this warehouse yet")
+        inputs_as_of, built_hash = last
+        batches, rows = conn.execute(
+            "select count(*), coalesce(sum(rows_loaded), 0) from audit.load_batches "
+            "where status = 'loaded' and rows_loaded > 0 and finished_at >= %s",
+            (inputs_as_of,),
+        ).fetchone()
+    if batches:
+        return Decision(True, f"{batches} new batch(es), {rows:,} rows loaded since the last transform")
+    if built_hash != project_hash():
+        return Decision(True, "the dbt project changed since the last transform")
+    return Decision(False, "nothing changed since the last transform (no rows loaded, same dbt project)")
+
+
+def summarise_results(results) -> dict:
+    """Counts per resource type and status, and the nodes that failed or warned, from dbt's
+    results (``NodeResult`` objects of dbtRunner, or ``run_results.json`` dicts)."""
+    counts: dict[str, dict[str, int]] = {}
+    failures, warnings = [], []
+    for r in results:
+        if isinstance(r, dict):
+            uid, status, message = r.get("unique_id", ""), str(r.get("status")), r.get("message")
+            kind = uid.split(".", 1)[0]
+        else:
+            uid, status, message = r.node.unique_id, str(r.status), r.message
+            kind = str(r.node.resource_type)
+        status = status.rsplit(".", 1)[-1].lower()
+        kind = kind.rsplit(".", 1)[-1].lower()
+        counts.setdefault(kind, {}).setdefault(status, 0)
+        counts[kind][status] += 1
+        entry = {
+            "node": _node_name(uid, kind),
+            "kind": kind,
+            "status": status,
+            "message": _first_line(message),
+        }
+        if status in ("error", "fail", "runtime error"):
+            failures.append(entry)
+        elif status == "warn":
+            warnings.append(entry)
+    return {"counts": counts, "failures": failures, "warnings": warnings}
+
+
+def _node_name(unique_id: str, kind: str) -> str:
+    """``test.<project>.<name>.<hash>`` → name; ``unit_test.<project>.<model>.<test>`` → model.test."""
+    parts = unique_id.split(".")
+    return parts[2] if kind == "test" and len(parts) > 2 else ".".join(parts[2:]) or unique_id
+
+
+def _first_line(text, limit: int = 300) -> str:
+    line = next((t.strip() for t in str(text or "").splitlines() if t.strip()), "")
+    return line[:limit]
+
+
+_TRANSIENT = re.compile(
+    r"could not connect|connection refused|connection timed out|server closed the connection|"
+    r"terminating connection|connection to server .* failed|the database system is (starting|shutting)|"
+    r"deadlock detected|could not serialize access|too many clients",
+    re.IGNORECASE,
+)
+
+
+def is_transient(message: str) -> bool:
+    """Whether a dbt error reads like a fault that a retry can heal (the database away or busy),
+    rather than a failing test or a broken model, which fail the same way every time."""
+    return bool(_TRANSIENT.search(message or ""))
+
+
 def parse_manifest(warehouse_url: str | None = None) -> Path:
     """``dbt parse`` into ``dbt_project/target``: the manifest Cosmos renders the DAG from.
 
@@ -165,7 +387,10 @@ def cosmos_profile_mapping():
 
         @property
         def env_vars(self) -> dict[str, str]:
+            from include import connections, warehouse
+
             env = {self.get_env_var_name("password"): str(self.get_dbt_value("password") or "")}
+            env.update(warehouse.key_env(url=connections.warehouse_url()))  # pseudonym key (PGOPTIONS)
             return {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
 
     from include.connections import WAREHOUSE_CONN_ID
@@ -196,15 +421,19 @@ def cosmos_dbt(task_id: str = "dbt", mode: str = DAG_EXECUTION_MODE):
     from cosmos.constants import InvocationMode
 
     if mode == "build":
-        from cosmos.operators.local import DbtBuildLocalOperator
-
-        return DbtBuildLocalOperator(
+        return dbt_build_operator_class()(
             task_id=task_id,
             project_dir=str(DBT_PROJECT_DIR),
             profile_config=cosmos_profile_config(),
             # dbt in-process (dbtRunner): the same venv as Airflow, no interpreter start.
             invocation_mode=InvocationMode.DBT_RUNNER,
             install_deps=False,
+            # No Cosmos Assets per model (OpenLineage URIs): the DAG's one outlet is `marts`, set
+            # by `marts_built` after a successful build; and no lineage parsing after each run.
+            emit_datasets=False,
+            # `bw run --full-refresh` (or a manual run with {"full_refresh": true}) rebuilds
+            # incremental models from scratch; Cosmos reads the rendered string as a boolean.
+            full_refresh="{{ (dag_run.conf or {}).get('full_refresh', False) }}",
         )
 
     from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
@@ -228,3 +457,57 @@ def cosmos_dbt(task_id: str = "dbt", mode: str = DAG_EXECUTION_MODE):
         ),
         operator_args={"install_deps": False},
     )
+
+
+@functools.cache
+def dbt_build_operator_class():
+    """Cosmos' ``dbt build`` operator that fails fast and records what it did.
+
+    - A failing test or a broken model fails the same way on every try: the task raises
+      ``AirflowFailException`` (no retry), naming the failing nodes. Only errors that read like a
+      transient fault (the database away or busy, :func:`is_transient`) stay retryable.
+    - Each build is a row of ``audit.transform_runs`` (inputs' time, project hash, dbt's counts and
+      failures), which ``bw run`` reads to skip a transform when nothing changed and to print
+      what dbt did.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from cosmos.exceptions import CosmosDbtRunError
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    class DbtBuildFailFast(DbtBuildLocalOperator):
+        _summary: dict | None = None
+
+        def handle_exception_dbt_runner(self, result) -> None:
+            executed = getattr(result, "result", None)
+            self._summary = summarise_results(getattr(executed, "results", None) or [])
+            if result.success:
+                return
+            if result.exception is not None:
+                message = f"dbt build could not run: {_first_line(result.exception, 1000)}"
+                if is_transient(str(result.exception)):
+                    raise CosmosDbtRunError(message)
+                raise AirflowFailException(message)
+            failures = self._summary["failures"]
+            named = "; ".join(f"{f['kind']} {f['node']} {f['status']}: {f['message']}" for f in failures[:5])
+            more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+            message = f"dbt build failed, {len(failures)} node(s): {named}{more}"
+            if failures and all(is_transient(f["message"]) for f in failures):
+                raise CosmosDbtRunError(message)
+            raise AirflowFailException(message)
+
+        def execute(self, context, **kwargs):
+            from include import connections
+
+            url = connections.warehouse_url()
+            full_refresh = str(self.full_refresh).strip().lower() in ("true", "1", "yes")
+            run_id = start_transform_run(url, context.get("run_id"), full_refresh)
+            try:
+                super().execute(context, **kwargs)
+            except BaseException as err:
+                finish_transform_run(url, run_id, False, self._summary, _first_line(err, 2000))
+                raise
+            finish_transform_run(url, run_id, True, self._summary)
+            return {"counts": (self._summary or {}).get("counts", {}), "full_refresh": full_refresh}
+
+    DbtBuildFailFast.__qualname__ = "DbtBuildFailFast"
+    return DbtBuildFailFast

@@ -56,7 +56,7 @@ def warehouse_db(fresh_database: str, tmp_path, monkeypatch) -> str:
     """A throwaway warehouse with the pipeline's schemas and a test pseudonym key installed."""
     from include import warehouse
 
-    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret-0123456789abcdef")
     warehouse.bootstrap(fresh_database)
     return fresh_database
 

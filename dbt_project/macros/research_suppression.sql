@@ -73,19 +73,23 @@
 {#- One row per `key` of `relation`, with its quasi-identifiers coarsened by withholding them (null)
     from the last of `quasi_identifiers` backwards (list them most useful first):
       level 0 publishes all of them, level j withholds the last j.
-    Each factory gets the lowest level at which its published combination is shared by at least k
-    of the factories still unplaced; if the factories left at the top level (all withheld) are
-    fewer than k, the smallest published class joins them. So every published combination
-    (withheld = null) is shared by at least k factories, unless there are fewer than k in all.
+    Each row gets the lowest level at which its published combination is shared by at least k
+    of the rows still unplaced; if the rows left at the top level (all withheld) are fewer than k,
+    the smallest published class joins them. So every published combination (withheld = null) is
+    shared by at least k rows, unless there are fewer than k in all. `fixed` columns are always
+    published and every class lies within one combination of them (e.g. the cycle of a panel row);
+    the caller makes sure each such combination has at least k rows.
     Unknown values must be non-null (e.g. 'unknown') so that null always means withheld.
-    Returns `key`, `quasi_identifiers_withheld` (the level) and the published quasi-identifiers. -#}
-{% macro research_k_anonymise(relation, key, quasi_identifiers, k) -%}
+    Returns `key`, the `fixed` columns, `quasi_identifiers_withheld` (the level) and the published
+    quasi-identifiers. -#}
+{% macro research_k_anonymise(relation, key, quasi_identifiers, k, fixed=[]) -%}
     {%- set n = quasi_identifiers | length -%}
+    {%- set fixed_cols -%}{% for f in fixed %}{{ f }}, {% endfor %}{%- endset -%}
     with kanon_rest_0 as (
-        select {{ key }}, {{ quasi_identifiers | join(', ') }} from {{ relation }}
+        select {{ key }}, {{ fixed_cols }}{{ quasi_identifiers | join(', ') }} from {{ relation }}
     ),
     {%- for level in range(n + 1) %}
-    {%- set kept = quasi_identifiers[: n - level] %}
+    {%- set kept = fixed + quasi_identifiers[: n - level] %}
 
     kanon_placed_{{ level }} as (
         select {{ key }}, {{ level }} as level
@@ -124,6 +128,9 @@
         select
             assigned.{{ key }},
             assigned.level
+            {%- for f in fixed %},
+            factories.{{ f }}
+            {%- endfor %}
             {%- for qi in quasi_identifiers %},
             case when assigned.level < {{ n - loop.index0 }} then factories.{{ qi }} end as {{ qi }}
             {%- endfor %}
@@ -135,21 +142,29 @@
     kanon_sized as (
         select
             kanon_published.*,
-            count(*) over (partition by level, {{ quasi_identifiers | join(', ') }}) as class_size,
-            count(*) filter (where level = {{ n }}) over () as top_size
+            count(*) over (partition by {{ fixed_cols }}level, {{ quasi_identifiers | join(', ') }}) as class_size,
+            count(*) filter (where level = {{ n }}) over (
+                {% if fixed %}partition by {{ fixed | join(', ') }}{% endif %}
+            ) as top_size
         from kanon_published
     ),
 
     kanon_joins_top as (
-        select level, {{ quasi_identifiers | join(', ') }}
+        select {% if fixed %}distinct on ({{ fixed | join(', ') }}) {% endif %}
+            {{ fixed_cols }}level, {{ quasi_identifiers | join(', ') }}
         from kanon_sized
         where level < {{ n }} and top_size between 1 and {{ k }} - 1
-        order by class_size, level desc, {{ quasi_identifiers | join(', ') }}
+        order by {{ fixed_cols }}class_size, level desc, {{ quasi_identifiers | join(', ') }}
+        {%- if not fixed %}
         limit 1
+        {%- endif %}
     )
 
     select
         sized.{{ key }},
+        {%- for f in fixed %}
+        sized.{{ f }},
+        {%- endfor %}
         case when moved.level is null then sized.level else {{ n }} end as quasi_identifiers_withheld
         {%- for qi in quasi_identifiers %},
         case when moved.level is null then sized.{{ qi }} end as {{ qi }}
@@ -158,7 +173,50 @@
     left join kanon_joins_top as moved
         on
             sized.level = moved.level
+            {%- for f in fixed %}
+            and sized.{{ f }} = moved.{{ f }}
+            {%- endfor %}
             {%- for qi in quasi_identifiers %}
             and sized.{{ qi }} is not distinct from moved.{{ qi }}
             {%- endfor %}
+{%- endmacro %}
+
+
+{#- A number of months as its 6-month band: 0 -> '0-5', 14 -> '12-17' (negative: '<0'). -#}
+{% macro research_month_band(months) -%}
+    case
+        when {{ months }} < 0 then '<0'
+        else (({{ months }}) / 6 * 6)::text || '-' || (({{ months }}) / 6 * 6 + 5)::text
+    end
+{%- endmacro %}
+
+
+{#- Stable suppression across builds and releases. A cell is identified by its table and a text key
+    (`cell`), its population by the sha256 of the sorted ids it is built from (`population`): not
+    keyed, so that rotating the pseudonym key keeps the register. private.suppression_register holds
+    every (table, cell, population) ever suppressed; a later build keeps such a cell suppressed
+    ('stable') while its population is the same. Only `transformer` reads or writes the register. -#}
+{% macro research_population(id_expression) -%}
+    encode(sha256(convert_to(string_agg({{ id_expression }}, ',' order by {{ id_expression }}), 'UTF8')), 'hex')
+{%- endmacro %}
+
+
+{% macro research_registered(table_name, cell, population) -%}
+    exists (
+        select 1 from private.suppression_register as register
+        where
+            register.table_name = '{{ table_name }}'
+            and register.cell = {{ cell }}
+            and register.population = {{ population }}
+    )
+{%- endmacro %}
+
+
+{#- Post-hook of a model with columns cell, population and suppression: remember its suppressed cells. -#}
+{% macro research_register(table_name) -%}
+    insert into private.suppression_register (table_name, cell, population, reason)
+    select '{{ table_name }}', cell, population, suppression
+    from {{ this }}
+    where suppression is not null
+    on conflict do nothing
 {%- endmacro %}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import os
 import random
 import zlib
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include.contract import EXPORT_COLUMNS
-from include.demo import catalogue, xlsx
+from include.demo import catalogue, remediation, xlsx
 from include.demo.people import mix
 from include.demo.plan import Assessment, Plan, horizon
 
@@ -64,15 +65,23 @@ def exports(plan: Plan) -> list[ExportFile]:
     return files
 
 
+@functools.lru_cache(maxsize=4096)
 def point_outcomes(seed: int, a: Assessment) -> dict[str, str]:
-    """Per compliance point: ``'nc'`` non-compliant, ``'ok'`` compliant, ``'na'`` not applicable."""
+    """Per compliance point: ``'nc'`` non-compliant, ``'ok'`` compliant, ``'na'`` not applicable.
+
+    From cycle 2, a point found non-compliant at the previous cycle is less often non-compliant
+    again when its improvement item was completed before this assessment (remediation.py).
+    Callers must not modify the returned dict (it is cached).
+    """
     rnd = random.Random(mix(seed, a.quest_id, 101))
+    previous = point_outcomes(seed, a.previous) if a.previous is not None else {}
     out = {}
     for cluster, cp in catalogue.read_points_cached():
         if cp in NA_POINTS and mix(seed, a.factory_id, zlib.crc32(cp.encode())) % 1000 < NA_POINTS[cp] * 1000:
             out[cp] = "na"
             continue
-        p = min(0.97, catalogue.rate(cp, cluster, a.cycle) * a.effect)
+        factor = remediation.recheck_factor(seed, a, cp, previous.get(cp))
+        p = min(0.97, catalogue.rate(cp, cluster, a.cycle) * a.effect * factor)
         out[cp] = "nc" if rnd.random() < p else "ok"
     return out
 

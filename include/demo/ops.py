@@ -19,11 +19,11 @@ from psycopg import sql
 
 from include import db
 from include.contract import CASE_MANAGEMENT_TABLES
-from include.demo import catalogue, people
+from include.demo import catalogue, people, remediation
 from include.demo.exports import point_outcomes
 from include.demo.plan import PROGRAMME_START, Factory, Plan, horizon, stamp
 
-VERSION = 3  # bump when the generator's output changes: a database of another version is rewritten
+VERSION = 4  # bump when the generator's output changes: a database of another version is rewritten
 TABLES = CASE_MANAGEMENT_TABLES
 VISITS_PER_BLOCK = 1200
 DELETED_VISITS_PER_BLOCK = 24
@@ -385,36 +385,30 @@ def training_rows(plan: Plan) -> tuple[Iterator[tuple], Iterator[tuple]]:
 
 
 def picc_rows(plan: Plan) -> Iterator[tuple]:
+    """PICC meetings: formed months after enrolment, about quarterly with gaps (remediation.py)."""
     meeting_id = 0
     for block in range(plan.scale):
         rnd = random.Random(f"{plan.seed}:picc:{block}")
         for f in plan.live_factories(block):
-            if rnd.random() >= 0.7:
-                continue
-            day = f.enrolled_on + dt.timedelta(days=rnd.randint(120, 200))
-            members = rnd.randint(6, 14)
-            while day <= f.active_until():
+            for day, workers, managers, women in remediation.picc_meetings(rnd, f):
                 meeting_id += 1
-                workers = max(2, members - rnd.randint(0, 4))
-                women = min(workers, round(workers * rnd.uniform(0.1, 0.5)))
                 created = stamp(rnd, day + dt.timedelta(days=rnd.randint(0, 10)))
                 yield (
                     meeting_id,
                     f.factory_id,
                     day,
                     workers,
-                    rnd.randint(2, 5),
+                    managers,
                     women,
                     created,
                     _edited(rnd, created, 0.1, (5, 60)),
                 )
-                day += dt.timedelta(days=rnd.randint(75, 110))
 
 
 def improvement_rows(plan: Plan) -> Iterator[tuple]:
+    """An item per non-compliant point of each counted assessment; its fate from remediation.item."""
     rnd = random.Random(f"{plan.seed}:improvement")
     cluster_of = {cp: cl for cl, cp in catalogue.read_points_cached()}
-    last = horizon()
     item_id = 0
     for a in plan.assessments:
         if a.kind != "counted":
@@ -423,31 +417,21 @@ def improvement_rows(plan: Plan) -> Iterator[tuple]:
             if status != "nc" or cp not in cluster_of:
                 continue
             item_id += 1
-            raised = a.start_date + dt.timedelta(days=rnd.randint(14, 40))
-            if raised > last:
-                raised = last
-            due = raised + dt.timedelta(days=rnd.randint(60, 180))
-            age = (last - raised).days
-            closed = None
-            r = rnd.random()
-            if age > 120 and r < min(0.85, age / 700):
-                state = "completed"
-                closed = min(last, raised + dt.timedelta(days=rnd.randint(30, 400)))
-            elif r < 0.9 and age > 30:
-                state = "in_progress"
+            it = remediation.item(plan.seed, a, cp)
+            created = stamp(rnd, it.raised_on)
+            if it.closed_on:
+                updated = stamp(rnd, it.closed_on)
             else:
-                state = "pending"
-            created = stamp(rnd, raised)
-            updated = stamp(rnd, closed) if closed else _edited(rnd, created, 0.4, (10, 200))
+                updated = _edited(rnd, created, 0.4, (10, 200))
             yield (
                 item_id,
                 a.factory_id,
                 a.cycle,
                 cp,
-                state,
-                raised,
-                due,
-                closed,
+                it.status,
+                it.raised_on,
+                it.due_on,
+                it.closed_on,
                 created,
                 max(created, updated),
             )

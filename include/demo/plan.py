@@ -84,6 +84,9 @@ class Assessment:
     effect: float
     workers_total: int
     workers_female: int
+    # the factory's counted assessment of the previous cycle (its improvement plan's items decide
+    # how this assessment finds the points they address: include/demo/remediation.py)
+    previous: Assessment | None = None
 
     @property
     def tool(self) -> str:
@@ -219,10 +222,23 @@ def build(seed: int, scale: int) -> Plan:
             day = max(EARLIEST, f.assessment_dates[0] - dt.timedelta(days=rnd.randint(0, 20)))
             records.append((day, old_id, "obsolete", 1, f"{f.name} (Obsolete)", f))
     records.sort(key=lambda r: (r[0], r[1], r[2]))
-    assessments = [
-        Assessment(
-            FIRST_QUEST_ID + i, fid, name, day, cycle, kind, f.effect, f.workers_total, f.workers_female
+    assessments = []
+    counted: dict[tuple[int, int], Assessment] = {}  # (factory, cycle): earlier cycles come first
+    for i, (day, fid, kind, cycle, name, f) in enumerate(records):
+        previous = counted.get((fid, cycle - 1)) if kind != "obsolete" else None
+        a = Assessment(
+            FIRST_QUEST_ID + i,
+            fid,
+            name,
+            day,
+            cycle,
+            kind,
+            f.effect,
+            f.workers_total,
+            f.workers_female,
+            previous,
         )
-        for i, (day, fid, kind, cycle, name, f) in enumerate(records)
-    ]
+        if kind == "counted":
+            counted[(fid, cycle)] = a
+        assessments.append(a)
     return Plan(seed, scale, factories, assessments)

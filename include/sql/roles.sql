@@ -17,6 +17,20 @@ begin
     end loop;
 end $$;
 
+-- A pipeline login that is not a superuser acts through these roles: it becomes a member now (it
+-- needs CREATEROLE), before it hands tables and schemas to them below. Releases read as researcher.
+do $$
+declare r text;
+begin
+    if not (select rolsuper from pg_roles where rolname = current_user) then
+        foreach r in array array['loader', 'transformer', 'researcher'] loop
+            if not pg_has_role(current_user, r, 'member') then
+                execute format('grant %I to %I', r, current_user);
+            end if;
+        end loop;
+    end if;
+end $$;
+
 -- Nobody gets anything by default.
 revoke all on schema raw, quarantine, audit, private, stage from public;
 revoke create on schema public from public;
@@ -37,6 +51,7 @@ alter table raw.assessment_export_rows_default owner to loader;
 -- transformer: reads what was loaded, and the pseudonym key; owns the schemas dbt builds.
 grant usage on schema raw, audit, private to transformer;
 grant select on all tables in schema raw, audit, private to transformer;
+grant insert on private.suppression_register to transformer;
 grant execute on function private.pseudonym(text, text) to transformer;
 revoke execute on function private.pseudonym(text, text) from public;
 do $$
@@ -56,3 +71,55 @@ alter default privileges for role transformer in schema marts grant select on ta
 alter default privileges for role transformer in schema research grant select on tables to researcher;
 -- No usage on the schemas between raw and the marts for anyone but their owner (transformer).
 revoke all on schema staging, intermediate, snapshots from public;
+
+-- transformer reads which export records were rejected: an assessment with one in the export
+-- that wins for it is incomplete (dbt int_assessments).
+grant usage on schema quarantine to transformer;
+grant select on quarantine.rejected_rows to transformer;
+
+-- The database itself: PUBLIC (every role of the server) loses CONNECT and TEMP on it; the four
+-- roles get what they need (a login that is a member of loader/transformer connects through it).
+do $$
+begin
+    execute format('revoke connect, temporary on database %I from public', current_database());
+    execute format(
+        'grant connect on database %I to loader, transformer, analyst, researcher', current_database()
+    );
+    -- dbt's incremental models and GX's batches use temporary tables
+    execute format('grant temporary on database %I to loader, transformer', current_database());
+end $$;
+
+-- Readers are people and BI tools: bounded queries and connections (docs/ACCESS.md). Roles are
+-- server-wide and bootstraps of several databases may run at once: change a role only when it
+-- differs (an ALTER ROLE of the same role from two sessions fails with "tuple concurrently updated").
+do $$
+declare
+    r record;
+    setting text;
+begin
+    for r in
+        select * from (values ('analyst', 20, '5min'), ('researcher', 10, '15min')) as v (role, connections, timeout)
+    loop
+        if (select rolconnlimit from pg_roles where rolname = r.role) <> r.connections then
+            execute format('alter role %I connection limit %s', r.role, r.connections);
+        end if;
+        foreach setting in array array[
+            'statement_timeout=' || r.timeout, 'idle_in_transaction_session_timeout=10min'
+        ] loop
+            if not exists (
+                select 1 from pg_db_role_setting as s
+                where s.setrole = (select oid from pg_roles where rolname = r.role) and s.setdatabase = 0
+                  and setting = any(s.setconfig)
+            ) then
+                execute format(
+                    'alter role %I set %s = %L', r.role, split_part(setting, '=', 1), split_part(setting, '=', 2)
+                );
+            end if;
+        end loop;
+    end loop;
+end $$;
+
+-- public_reporting: the transparency page's two tables, built by dbt (owner transformer) and
+-- readable by every login (dbt grants SELECT on them to PUBLIC on each build).
+create schema if not exists public_reporting authorization transformer;
+grant usage on schema public_reporting to public;

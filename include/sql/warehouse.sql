@@ -6,7 +6,7 @@
 --              _source_row (row number in the file / ordinal in the extract), _loaded_at
 -- quarantine.* rows and batches that were rejected, with the reason
 -- audit.*      batches, counts, watermarks, validation results
--- private.*    secrets the transformer needs (pseudonym key pads); nobody else reads it
+-- private.*    the pseudonym key's fingerprint (never the key) and the pseudonym function
 
 create schema if not exists raw;
 create schema if not exists quarantine;
@@ -34,6 +34,12 @@ create table if not exists audit.load_batches (
     )
 );
 -- A file's content is loaded at most once, whatever its name.
+-- Export files: the export's date (the first YYYY-MM-DD of the file name, else the file's
+-- modification date; it decides which export of an assessment wins downstream, whatever the load
+-- order) and the text encoding found in a CSV (e.g. 'utf-8', 'utf-8 (BOM)', 'utf-16-le (BOM)',
+-- 'cp1252'; the rows are stored as UTF-8). Null for case-management batches.
+alter table audit.load_batches add column if not exists exported_on date;
+alter table audit.load_batches add column if not exists file_encoding text;
 create unique index if not exists load_batches_one_load_per_checksum
     on audit.load_batches (source, checksum) where status = 'loaded' and checksum is not null;
 
@@ -209,22 +215,58 @@ create table if not exists quarantine.rejected_rows (
     reason       text not null,       -- which rule it broke
     rejected_at  timestamptz not null default now()
 );
+-- Export records: the record's Quest.ID when it can be read (null otherwise, and for whole
+-- files): an assessment with a rejected record is held out of every count downstream.
+alter table quarantine.rejected_rows add column if not exists assessment_id text;
 
 -- ---------------------------------------------------------------- private: pseudonym key
--- HMAC-SHA256 keyed pads (see include.warehouse.hmac_pads); the key itself is never stored.
+-- Only a fingerprint of the key is stored: it identifies the key (a run with another key fails,
+-- include.warehouse.check_key) and cannot give it back. The key reaches the database only as
+-- session settings of the connections that compute pseudonyms (libpq options of dbt's sessions,
+-- include.warehouse.key_options): never in a table, a statement or a dump.
 create table if not exists private.pseudonym_key (
     id            int primary key check (id = 1),
-    inner_pad     bytea not null,
-    outer_pad     bytea not null,
     fingerprint   text not null,      -- identifies the key without revealing it
     installed_at  timestamptz not null default now()
 );
+-- Earlier versions stored the keyed HMAC pads here (the key in all but name): gone.
+alter table private.pseudonym_key drop column if exists inner_pad, drop column if exists outer_pad;
 
--- private.pseudonym('person', person_ref) = hex HMAC-SHA256(key, 'person:' || person_ref).
--- Built-in sha256() only, so it runs on any PostgreSQL >= 11 without pgcrypto.
+-- Cells of the research schema suppressed by a build, with the population they were built from: a
+-- later build keeps a cell suppressed while its population is unchanged, so that two releases
+-- never show one cell both hidden and published (macros/research_suppression.sql).
+create table if not exists private.suppression_register (
+    table_name           text not null,
+    cell                 text not null,     -- the cell's dimensions, e.g. '2022|SST|female|worker'
+    population           text not null,     -- sha256 of the sorted ids the cell was built from
+    reason               text not null,     -- why it was first suppressed
+    first_suppressed_at  timestamptz not null default now(),
+    primary key (table_name, cell, population)
+);
+
+create or replace function private.no_pseudonym_key() returns bytea
+language plpgsql stable as $$
+begin
+    raise exception 'no pseudonym key in this session'
+        using hint = 'connect with include.warehouse.key_options() (dbt gets them through PGOPTIONS)';
+end
+$$;
+
+-- private.pseudonym('person', person_ref) = hex HMAC-SHA256(key, 'person:' || person_ref), from the
+-- keyed pads of the session (include.warehouse.hmac_pads). Built-in sha256() only, no pgcrypto.
 create or replace function private.pseudonym(domain text, value text) returns text
 language sql stable strict as $$
-    select encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(domain || ':' || value, 'UTF8'))), 'hex')
-    from private.pseudonym_key as k
-    where k.id = 1
+    select encode(sha256(
+        coalesce(
+            decode(nullif(current_setting('betterwork.pseudonym_outer_pad', true), ''), 'hex'),
+            private.no_pseudonym_key()
+        )
+        || sha256(
+            coalesce(
+                decode(nullif(current_setting('betterwork.pseudonym_inner_pad', true), ''), 'hex'),
+                private.no_pseudonym_key()
+            )
+            || convert_to(domain || ':' || value, 'UTF8')
+        )
+    ), 'hex')
 $$;

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include import access, db
+from include import access, db, warehouse
 from tests.integration.test_research import built_warehouse  # noqa: F401  (module-scoped fixture)
 
 PRIVATE_TABLES = [
@@ -73,7 +73,8 @@ def test_loader_writes_raw_and_reads_nothing_downstream(built_warehouse):  # noq
 
 
 def test_transformer_reads_raw_and_the_key_but_cannot_write_raw(built_warehouse):  # noqa: F811
-    with db.connect(built_warehouse.url, role="transformer", autocommit=True) as conn:
+    options = warehouse.key_options(built_warehouse.cfg)
+    with db.connect(built_warehouse.url, role="transformer", autocommit=True, options=options) as conn:
         assert can_read(conn, "raw.cm_training_participants")
         assert conn.execute("select private.pseudonym('factory', '1')").fetchone()[0]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

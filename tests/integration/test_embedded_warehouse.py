@@ -23,7 +23,7 @@ def no_local_server(tmp_path, monkeypatch):
     monkeypatch.setenv("LOCAL_PG_URL", f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres")
     monkeypatch.setenv("EMBEDDED_PG_DIR", str(tmp_path / "pgdata"))
     monkeypatch.setenv("EMBEDDED_PG_PORT", str(_free_port()))
-    monkeypatch.setenv("PSEUDONYM_KEY", "embedded-test-key")
+    monkeypatch.setenv("PSEUDONYM_KEY", "embedded-test-key-not-secret-0123456789abcdef")
     yield settings()
     warehouse.stop_embedded(settings())
 
@@ -37,7 +37,7 @@ def test_resolves_to_a_started_embedded_server_and_stops_it(no_local_server):
     assert db.parts(wh.url)["dbname"] == "betterwork"
 
     warehouse.bootstrap(wh.url, cfg)  # schemas, roles and the pseudonym key work there too
-    with db.connect(wh.url) as conn:
+    with warehouse.connect_keyed(wh.url, cfg) as conn:
         listen = conn.execute("show listen_addresses").fetchone()[0]
         data_directory = conn.execute("select current_setting('data_directory')").fetchone()[0]
         pseudonym = conn.execute("select private.pseudonym('person', 'p1')").fetchone()[0]
@@ -47,7 +47,14 @@ def test_resolves_to_a_started_embedded_server_and_stops_it(no_local_server):
 
     # A second resolve reuses the running server instead of starting another.
     assert warehouse.resolve(cfg).url == wh.url
-    assert wh.psql_command().endswith(f'"{wh.url}"')
+    # The server has a generated password (scram), kept under .secrets/, never printed.
+    password = db.parts(wh.url)["password"]
+    assert password and password not in wh.psql_command()
+    assert wh.psql_command().endswith(f'"{db.redact(wh.url).replace(":***@", "@")}"')
+    with pytest.raises(Exception, match="password"):
+        db.connect(db.to_url({**db.parts(wh.url), "password": ""}), connect_timeout=5).close()
+    hba = (cfg.embedded_pg_dir / "pg_hba.conf").read_text()
+    assert "trust" not in [line.split()[-1] for line in hba.splitlines() if line and not line.startswith("#")]
 
     assert warehouse.stop_embedded(cfg) is True
     assert not db.answers(db.with_database(wh.url, "postgres"))

@@ -59,6 +59,7 @@ def write_export(path: Path, rows) -> Path:
 @pytest.fixture
 def env(warehouse_db, tmp_path, monkeypatch):
     monkeypatch.setenv("DOCS_DIR", str(tmp_path / "docs"))
+    monkeypatch.setenv("LANDING_SETTLE_SECONDS", "0.1")  # files written by the test are complete
     landing = tmp_path / "landing"
     (landing / "assessments").mkdir(parents=True)
     return warehouse_db, landing
@@ -136,8 +137,12 @@ def test_bad_inputs_are_rejected_or_quarantined_and_good_files_still_load(env):
     mixed = write_export(folder / "f_mixed.csv", export_rows(2, first_quest=700))
     with mixed.open("ab") as f:
         f.write(b"too,few\r\n")
-        f.write(b"Pakistan,1,Caf\xe9,801,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+        f.write(b"Pakistan,1,F,801,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
         f.write(b"Pakistan,1,F,802,30/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+    # UTF-8 (its BOM says so) with one Windows-1252 byte: no single encoding reads every row
+    latin = write_export(folder / "g_two_encodings.csv", export_rows(1, first_quest=900))
+    with latin.open("ab") as f:
+        f.write(b"Pakistan,1,Caf\xe9,901,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
     for i, name in enumerate(sorted(p.name for p in folder.iterdir())):
         os.utime(folder / name, (1_700_000_000 + i, 1_700_000_000 + i))  # load in name order
 
@@ -149,9 +154,14 @@ def test_bad_inputs_are_rejected_or_quarantined_and_good_files_still_load(env):
         ("c_scan.csv", "PDF"),
         ("d_no_cluster.csv", "header lacks contract columns: Cluster"),
         ("e_cut.csv", "truncated"),
+        ("g_two_encodings.csv", "mixed encodings"),
     ]:
         assert name in message and reason in message
-    assert "a_good.csv" not in message and "f_mixed.csv" not in message
+    first_line = message.splitlines()[0]
+    assert "rejected: b_empty.csv, c_scan.csv, d_no_cluster.csv, e_cut.csv, g_two_encodings.csv" in first_line
+    # the assessments with a quarantined record are held, and named (the field-count reject has none)
+    assert "1 assessment(s) held" in first_line and ": 802" in first_line and "f_mixed.csv" in first_line
+    assert "a_good.csv" not in message
 
     batches = dict(q(url, "select source_object, status from audit.load_batches"))
     assert batches == {
@@ -161,29 +171,29 @@ def test_bad_inputs_are_rejected_or_quarantined_and_good_files_still_load(env):
         "d_no_cluster.csv": "rejected",
         "e_cut.csv": "rejected",
         "f_mixed.csv": "loaded",
+        "g_two_encodings.csv": "rejected",
     }
     assert dict(q(url, "select _source, count(*) from raw.assessment_export_rows group by 1")) == {
         "a_good.csv": 30,
-        "f_mixed.csv": 6,
+        "f_mixed.csv": 7,
     }
     rejects = q(
         url,
-        "select source, source_row, reason, raw_text from quarantine.rejected_rows "
+        "select source, source_row, reason, raw_text, assessment_id from quarantine.rejected_rows "
         "where source = 'f_mixed.csv' order by source_row",
     )
-    assert [(r[1], r[2].split(":")[0]) for r in rejects] == [
-        (8, "wrong field count"),
-        (9, "undecodable bytes (not UTF-8)"),
-        (10, "impossible date in Assesment.Start.Date"),
+    assert [(r[1], r[2].split(":")[0], r[4]) for r in rejects] == [
+        (8, "wrong field count", None),
+        (10, "impossible date in Assesment.Start.Date", "802"),
     ]
-    assert rejects[1][3].startswith("Pakistan,1,Caf")
+    assert rejects[0][3] == "too,few\r\n"
     assert q(
         url,
         "select rows_read, rows_loaded, rows_quarantined from audit.load_batches "
         "where source_object = 'f_mixed.csv'",
-    ) == [(9, 6, 3)]
+    ) == [(9, 7, 2)]
     # the whole-file rejects are in quarantine too, named and explained
-    assert q(url, "select count(*) from quarantine.rejected_rows where source_row is null") == [(4,)]
+    assert q(url, "select count(*) from quarantine.rejected_rows where source_row is null") == [(5,)]
     assert_counts_add_up(url)
 
     before = counts(url)
@@ -358,7 +368,8 @@ def test_copy_fast_path_and_row_parser_agree(env, caplog):
         writer.writerows([[r[i] for i in order] for r in rows])
     os.utime(slow, (1_800_000_000, 1_800_000_000))
     caplog.set_level("INFO", logger="include.load")
-    load.load_assessment_exports(url, landing)
+    with pytest.raises(load.LoadFailed, match="held"):  # the impossible date holds assessment 2
+        load.load_assessment_exports(url, landing)
     assert "a_fast.csv: COPY refused" not in caplog.text  # the contract header took the fast path
     assert "(parsed row by row)" in caplog.text  # b_slow.csv, columns in another order
     fast_rows, slow_rows = _raw_rows(url, "a_fast.csv"), _raw_rows(url, "b_slow.csv")
@@ -390,13 +401,14 @@ def test_a_file_copy_refuses_falls_back_to_the_row_parser(env, caplog):
     with path.open("ab") as f:
         f.write(b"\\.\r\n")  # COPY's end-of-data marker: must not end the load silently
         f.write(b"Pakistan,1,F,900,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
-        f.write(b"Pakistan,1,Caf\xe9,901,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,,Garment CAT\r\n")
+        f.write(b"Pakistan,1,F,901,01/02/2024,1,NCQ,1,Q,Overtime,Working Time,0,Garment CAT\r\n")
     caplog.set_level("INFO", logger="include.load")
-    load.load_assessment_exports(url, landing)
+    with pytest.raises(load.LoadFailed, match="1 assessment.s. held .*: 901"):
+        load.load_assessment_exports(url, landing)
     assert "x.csv: COPY refused the file" in caplog.text
     assert q(url, "select rows_read, rows_loaded, rows_quarantined from audit.load_batches") == [(9, 7, 2)]
     assert [r[0].split(":")[0] for r in q(url, "select reason from quarantine.rejected_rows order by 1")] == [
-        "undecodable bytes (not UTF-8)",
+        "wrong field count",
         "wrong field count",
     ]
     assert_counts_add_up(url)
@@ -413,7 +425,7 @@ def test_transformer_reads_the_partitioned_raw_table(env):
 def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh_database, monkeypatch):
     from include import warehouse
 
-    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+    monkeypatch.setenv("PSEUDONYM_KEY", "test-key-not-secret-0123456789abcdef")
     cols = ", ".join(f'"{c}" text' for c in CONTRACT_COLUMNS)
     with db.connect(fresh_database) as conn:
         conn.execute("create schema raw")
@@ -443,16 +455,19 @@ def test_a_run_that_dies_during_validation_leaves_nothing_and_the_rerun_loads_on
     write_export(landing / "assessments" / "a.csv", export_rows(3))
     write_export(landing / "assessments" / "b.csv", export_rows(2, first_quest=50))
 
+    class Killed(BaseException):
+        """What the process sees of a kill: nothing it may catch as a file's fault."""
+
     def dies(url_, entity, schema, tables):
         with db.connect(url_) as conn:  # what a process killed mid-validation leaves: its union view
             conn.execute(
                 f"create view {schema}.run_{min(tables)}_{max(tables)} as "
                 + " union all ".join(f"select * from {schema}.{t}" for t in tables.values())
             )
-        raise RuntimeError("killed during validation")
+        raise Killed("killed during validation")
 
     monkeypatch.setattr(validate, "validate_batches", dies)
-    with pytest.raises(RuntimeError, match="killed during validation"):
+    with pytest.raises(Killed, match="killed during validation"):
         load.load_assessment_exports(url, landing)
     assert q(url, "select count(*) from raw.assessment_export_rows") == [(0,)]
     assert q(url, "select status from audit.load_batches order by batch_id") == [("staging",), ("staging",)]

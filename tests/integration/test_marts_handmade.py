@@ -3,7 +3,10 @@
 The sources (``tests/fixtures/handmade/*.csv``) go straight into the raw tables of a throwaway
 warehouse; the right answers were worked out by hand (``tests/fixtures/handmade/README.md``) and
 sit beside them as ``expected_*.csv``. Every row and every column of ``cp_noncompliance_rate``,
-``factory_cycle_panel`` and ``programme_kpis`` is compared; rates are written as fractions.
+``factory_cycle_panel``, ``programme_kpis`` and the social dialogue and remediation marts
+(``fct_picc_meeting``, ``factory_social_dialogue``, ``fct_improvement_item``,
+``factory_remediation``) is compared; rates are written as fractions. The run's date ("as of") is
+fixed at ``AS_OF`` through the dbt var ``as_of``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ MART_KEYS = {
     "cp_noncompliance_rate": ("panel", "cycle", "compliance_point"),
     "factory_cycle_panel": ("factory_id", "cycle"),
     "programme_kpis": ("period",),
+    "fct_picc_meeting": ("meeting_id",),
+    "factory_social_dialogue": ("factory_id", "year"),
+    "fct_improvement_item": ("item_id",),
+    "factory_remediation": ("factory_id", "cycle"),
 }
+AS_OF = "2024-12-31"
 
 
 def load_handmade_sources(url: str) -> None:
@@ -43,9 +51,11 @@ def load_handmade_sources(url: str) -> None:
 
 
 def _expected_value(text: str):
-    """A cell of an expected file: empty = null, `a/b` = exact fraction, else int or text."""
+    """A cell of an expected file: empty = null, `a/b` = exact fraction, true/false, else int or text."""
     if text == "":
         return None
+    if text in ("true", "false"):
+        return text == "true"
     if "/" in text or text.lstrip("-").isdigit():
         return Fraction(text)
     try:
@@ -95,11 +105,12 @@ def built_marts(tmp_path_factory, pg_server_url):
     db.drop_database(url)
     db.ensure_database(url)
     previous_key = os.environ.get("PSEUDONYM_KEY")
-    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret"
+    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret-0123456789abcdef"
     try:
         warehouse.bootstrap(url)
         load_handmade_sources(url)
-        run = transform.run_dbt(["build"], url, target_path=tmp_path_factory.mktemp("dbt_target"))
+        target = tmp_path_factory.mktemp("dbt_target")
+        run = transform.run_dbt(["build", "--vars", f"{{as_of: '{AS_OF}'}}"], url, target_path=target)
         yield url, run
     finally:
         if previous_key is None:
@@ -159,8 +170,10 @@ def test_compliance_point_spellings_resolve_and_unknown_stays_null(built_marts):
 
 
 def test_participation_mart_holds_pseudonyms_not_personal_data(built_marts):
+    from include import warehouse
+
     url, _ = built_marts
-    with db.connect(url) as conn:
+    with warehouse.connect_keyed(url) as conn:  # a session with the pseudonym key (never stored)
         columns = {
             r[0]
             for r in conn.execute(
@@ -202,7 +215,7 @@ def test_marts_are_documented_in_the_database_and_readable_by_analysts(built_mar
         ).fetchone()[0]
     assert undocumented == []
     assert not_granted == []
-    assert tables == 9
+    assert tables == 13
 
 
 def test_snapshot_keeps_the_history_of_changed_factory_attributes(built_marts):

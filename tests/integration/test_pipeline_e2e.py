@@ -5,6 +5,7 @@ databases and folders. Real Airflow (``airflow dags test``), real GX, real dbt, 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,11 @@ from include.contract import RAW_TABLES
 def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:
     bw = Path(sys.executable).with_name("bw")
     return subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=900)
+
+
+def _max_batch(url: str) -> int:
+    with db.connect(url) as conn:
+        return conn.execute("select coalesce(max(batch_id), 0) from audit.load_batches").fetchone()[0]
 
 
 def _raw_counts(url: str) -> dict[str, int]:
@@ -42,13 +48,15 @@ def pipeline(tmp_path_factory, pg_server_url):
         "AIRFLOW_HOME": str(work / "airflow"),
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
-        "PSEUDONYM_KEY": "e2e-test-key",
+        "SITE_DIR": str(work / "site"),
+        "PSEUDONYM_KEY": "e2e-test-key-not-secret-0123456789abcdef",
         "DEMO": "1",
         "SCALE": "1",
     }
     try:
         first = _run_pipeline(env)
         counts_after_first = _raw_counts(warehouse_url) if first.returncode == 0 else {}
+        batches_after_first = _max_batch(warehouse_url) if first.returncode == 0 else 0
         second = _run_pipeline(env) if first.returncode == 0 else None
         yield {
             "env": env,
@@ -56,6 +64,7 @@ def pipeline(tmp_path_factory, pg_server_url):
             "first": first,
             "second": second,
             "counts_after_first": counts_after_first,
+            "batches_after_first": batches_after_first,
             "work": work,
         }
     finally:
@@ -114,3 +123,73 @@ def test_every_input_row_is_accounted_for(pipeline):
         ).fetchone()[0]
     assert unbalanced == 0
     assert loaded == sum(pipeline["counts_after_first"].values())
+
+
+# --------------------------------------------------------------------------- the console (issue 16)
+
+SOURCE_LINE = re.compile(
+    r"^  (assessment exports|case management):\s+(\d+) batch(?:es)?, "
+    r"([\d,]+) rows loaded, ([\d,]+) quarantined"
+)
+
+
+def test_console_is_short_and_says_where_the_log_is(pipeline):
+    first = pipeline["first"]
+    lines = first.stdout.splitlines()
+    assert len(lines) <= 40, first.stdout
+    log_line = next(line for line in lines if line.startswith("Full log:"))
+    log_path = Path(log_line.split(":", 1)[1].strip())
+    log_path = log_path if log_path.is_absolute() else Path.cwd() / log_path
+    assert log_path.exists()
+    text = log_path.read_text(errors="replace")
+    assert "[DAG TEST]" in text  # Airflow's own logging went to the file, not the screen
+    assert "[DAG TEST]" not in first.stdout
+    for dag_task in (
+        "extract_assessments.load_exports",
+        "transform.dbt_build",
+        "research_release.publish_release",
+    ):
+        assert any(line.startswith(dag_task) and " ok " in line for line in lines), dag_task
+    assert "bw run finished" in lines[-1]
+
+
+def test_console_summary_matches_the_audit_table(pipeline):
+    """The summary's per-source figures are those of audit.load_batches for the run's batches."""
+    shown = {}
+    for line in pipeline["first"].stdout.splitlines():
+        m = SOURCE_LINE.match(line)
+        if m:
+            name, batches, loaded, quarantined = m.groups()
+            key = {"assessment exports": "assessment_exports", "case management": "case_management"}[name]
+            shown[key] = (int(batches), int(loaded.replace(",", "")), int(quarantined.replace(",", "")))
+    with db.connect(pipeline["url"]) as conn:
+        audit = {
+            source: (int(n), int(loaded), int(quarantined))
+            for source, n, loaded, quarantined in conn.execute(
+                "select source, count(*), sum(rows_loaded), sum(rows_quarantined) from audit.load_batches "
+                "where batch_id <= %s group by source",
+                (pipeline["batches_after_first"],),
+            )
+        }
+    assert shown == audit
+    dbt_line = next(line for line in pipeline["first"].stdout.splitlines() if line.startswith("  dbt"))
+    with db.connect(pipeline["url"]) as conn:
+        counts = conn.execute(
+            "select summary->'counts' from audit.transform_runs "
+            "where status = 'success' order by run_id limit 1"
+        ).fetchone()[0]
+    assert f"{counts['model']['success']} models" in dbt_line
+    assert f"{counts['test'].get('pass', 0) + counts['unit_test'].get('pass', 0)} tests passed" in dbt_line
+
+
+def test_second_run_says_nothing_changed_and_skips_transform_and_release(pipeline):
+    second = pipeline["second"]
+    assert second is not None and second.returncode == 0
+    assert "nothing changed" in second.stdout
+    lines = second.stdout.splitlines()
+    assert any(line.startswith("transform ") and "skipped" in line for line in lines)
+    assert any(line.startswith("research_release ") and "skipped" in line for line in lines)
+    assert not any(line.startswith("transform.dbt_build") for line in lines)
+    with db.connect(pipeline["url"]) as conn:
+        runs = conn.execute("select count(*) from audit.transform_runs").fetchone()[0]
+    assert runs == 1

@@ -127,3 +127,29 @@ def test_no_source_identifier_in_any_release_file(published):
                     (path.name, cell) for row in csv.reader(f) for cell in row if cell in IDENTIFIERS_EXACT
                 ]
     assert problems == []
+
+
+def test_release_csv_cells_cannot_run_as_formulas(warehouse_db, tmp_path):
+    """Text that a spreadsheet would run (=, +, -, @, tab, CR) is escaped; numbers stay numbers."""
+    from include import db
+
+    with db.connect(warehouse_db, role="transformer") as conn:
+        conn.execute("create table research.formulas (label text, amount integer, share double precision)")
+        conn.execute(
+            "insert into research.formulas values"
+            " ('=HYPERLINK(\"http://example.invalid\",\"x\")', -3, -0.5), ('+92', 1, 0.25),"
+            " ('-2+3', 2, 0), ('@SUM(A1)', 3, 1), (E'\\tx', 4, 1), (E'\\rx', 5, 1), ('plain', 6, 1)"
+        )
+        conn.execute("grant select on research.formulas to researcher")
+        conn.execute("comment on table research.formulas is 'test'")
+    cfg = dataclasses.replace(settings(), release_dir=tmp_path / "releases")
+    rel = release.publish(warehouse_db, cfg, today=dt.date(2025, 6, 1))
+    with open(rel.path / "formulas.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    labels = [r["label"] for r in rows]
+    assert all(not label.startswith(("=", "+", "-", "@", "\t", "\r")) for label in labels), labels
+    assert '\'=HYPERLINK("http://example.invalid","x")' in labels and "plain" in labels
+    assert {r["amount"] for r in rows} >= {"-3"} and "-0.5" in {r["share"] for r in rows}
+    # Parquet keeps every value as it is
+    frame = pq.read_table(rel.path / "formulas.parquet").to_pylist()
+    assert any(r["label"].startswith("=HYPERLINK") for r in frame)

@@ -8,6 +8,7 @@ phones, OS ids, programme ids 90001…), so scanning the research tables for the
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -19,7 +20,7 @@ from include import db, transform, warehouse
 from include.config import settings
 
 K = 5
-KEY = "research-test-key-not-secret"
+KEY = "research-test-key-not-secret-0123456789abcdef"
 
 FACTORY_IDS = list(range(90001, 90017))  # 16 registry factories
 OBSOLETE_ID = 90099  # export-only, "(Obsolete)"
@@ -139,7 +140,36 @@ def people() -> list[tuple]:
                 )
             )
             pid += 1
+    out.extend(PLANTED)
     return out
+
+
+PLANTED = [
+    # unique people: the only union representative, the only manager of gender 'other'
+    (
+        70101,
+        80003,
+        "PREFZZLONE1",
+        "ZZSECRETPERSON Lonely Rep",
+        "35202-9977777-1",
+        "+92 300 9977777",
+        "female",
+        "union_rep",
+        90002,
+    ),
+    (
+        70102,
+        80003,
+        "PREFZZLONE2",
+        "ZZSECRETPERSON Lonely Manager",
+        "35202-9988888-1",
+        "+92 300 9988888",
+        "other",
+        "manager",
+        90003,
+    ),
+]
+"""Planted people who must not be singled out by any research table or pair of releases."""
 
 
 def insert_raw(url: str) -> None:
@@ -206,14 +236,33 @@ IDENTIFIERS_EXACT = {
 class Built:
     url: str
     target: str
+    key: str = KEY
 
-    def dbt(self, *args: str, key: str = KEY, k: int = K) -> transform.DbtRun:
-        return transform.run_dbt(
-            [*args, "--vars", f"{{suppression_k: {k}}}"], self.url, target_path=self.target
-        )
+    @property
+    def cfg(self):
+        return dataclasses.replace(settings(), pseudonym_key=self.key)
+
+    def dbt(self, *args: str, k: int = K) -> transform.DbtRun:
+        previous = os.environ.get("PSEUDONYM_KEY")
+        os.environ["PSEUDONYM_KEY"] = self.key  # dbt's sessions get it as PGOPTIONS (transform.dbt_env)
+        try:
+            return transform.run_dbt(
+                [*args, "--vars", f"{{suppression_k: {k}}}"], self.url, target_path=self.target
+            )
+        finally:
+            if previous is None:
+                os.environ.pop("PSEUDONYM_KEY", None)
+            else:
+                os.environ["PSEUDONYM_KEY"] = previous
 
     def rebootstrap(self, key: str) -> None:
         warehouse.bootstrap(self.url, dataclasses.replace(settings(), pseudonym_key=key))
+        self.key = key
+
+    def rotate(self, key: str) -> None:
+        """``bw rotate-key``: deliberately install another key."""
+        self.key = key
+        warehouse.rotate_key(self.url, self.cfg)
 
 
 def build_warehouse(server_url: str, tmp_dir) -> Iterator[Built]:
@@ -393,9 +442,9 @@ def test_pseudonyms_are_stable_and_change_with_the_key(built_warehouse):
             for r in rows(built_warehouse.url, "select factory_key from research.dim_factory")
         }
 
-    def persons() -> set[str]:
-        query = "select person_key from research.training_participation"
-        return {r["person_key"] for r in rows(built_warehouse.url, query)}
+    def persons() -> set[str]:  # person keys live in the marts only (research has no person rows)
+        query = "select person_key from marts.fct_training_participation"
+        return {r["person_key"] for r in rows(built_warehouse.url, query, role=None)}
 
     before, before_people = keys(), persons()
     built_warehouse.dbt("run", "--select", "path:models/research")
@@ -405,12 +454,14 @@ def test_pseudonyms_are_stable_and_change_with_the_key(built_warehouse):
 
     expected = hmac.new(KEY.encode(), b"factory:90001", hashlib.sha256).hexdigest()
     assert expected in before  # the documented HMAC, reproducible by whoever holds the key
+    with pytest.raises(warehouse.PseudonymKeyError, match="rotate-key"):  # never by accident
+        built_warehouse.rebootstrap("another-key-not-secret-0123456789abcdef")
     try:
-        built_warehouse.rebootstrap("another-key")
+        built_warehouse.rotate("another-key-not-secret-0123456789abcdef")
         built_warehouse.dbt("run", "--select", "marts.fct_training_participation path:models/research")
         after, after_people = keys(), persons()
         assert after.isdisjoint(before) and len(after) == len(before)
         assert after_people.isdisjoint(before_people)
     finally:
-        built_warehouse.rebootstrap(KEY)
+        built_warehouse.rotate(KEY)
         built_warehouse.dbt("run", "--select", "marts.fct_training_participation path:models/research")

@@ -213,7 +213,7 @@ def wh(pg_server_url, tmp_path_factory):
     url = db.with_database(pg_server_url, f"bwtest_validate_{uuid.uuid4().hex[:10]}")
     db.ensure_database(url)
     old = {k: os.environ.get(k) for k in ("PSEUDONYM_KEY", "DOCS_DIR")}
-    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret"
+    os.environ["PSEUDONYM_KEY"] = "test-key-not-secret-0123456789abcdef"
     os.environ["DOCS_DIR"] = str(tmp_path_factory.mktemp("docs"))
     try:
         warehouse.bootstrap(url)

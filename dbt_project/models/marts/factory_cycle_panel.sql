@@ -1,6 +1,8 @@
 -- One row per factory × cycle (its counted assessment), with compliance and the services the
 -- factory received "since previous": after the previous counted assessment's start date (cycle 1:
--- everything earlier) up to and including this assessment's start date.
+-- everything earlier) up to and including this assessment's start date. PICC meetings use the same
+-- window; improvement items open at the start: any cycle's items raised strictly before the start
+-- date and not closed on or before it.
 with
 
 -- materialized: referenced three times; re-planning the window per join was the slow part
@@ -63,6 +65,35 @@ training as (
                 or assessments.previous_start_date < participations.starts_on
             )
     group by assessments.assessment_id
+),
+
+meetings as (
+    select
+        assessments.assessment_id,
+        count(picc_meetings.meeting_id) as picc_meetings
+    from assessments
+    inner join {{ ref('fct_picc_meeting') }} as picc_meetings
+        on
+            assessments.factory_id = picc_meetings.factory_id
+            and assessments.start_date >= picc_meetings.held_on
+            and (
+                assessments.previous_start_date is null
+                or assessments.previous_start_date < picc_meetings.held_on
+            )
+    group by assessments.assessment_id
+),
+
+open_items as (
+    select
+        assessments.assessment_id,
+        count(items.item_id) as open_items
+    from assessments
+    inner join {{ ref('fct_improvement_item') }} as items
+        on
+            assessments.factory_id = items.factory_id
+            and assessments.start_date > items.raised_on
+            and (items.closed_on is null or assessments.start_date < items.closed_on)
+    group by assessments.assessment_id
 )
 
 select
@@ -81,7 +112,9 @@ select
     assessments.ncq_noncompliant::int as ncq_noncompliant,
     coalesce(visits.advisory_visits, 0)::int as advisory_visits_since_previous,
     coalesce(training.participants, 0)::int as training_participants_since_previous,
-    coalesce(training.female_participants, 0)::int as female_training_participants_since_previous
+    coalesce(training.female_participants, 0)::int as female_training_participants_since_previous,
+    coalesce(meetings.picc_meetings, 0)::int as picc_meetings_since_previous,
+    coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start
 from assessments
 left join factories
     on assessments.factory_id = factories.factory_id
@@ -91,3 +124,7 @@ left join visits
     on assessments.assessment_id = visits.assessment_id
 left join training
     on assessments.assessment_id = training.assessment_id
+left join meetings
+    on assessments.assessment_id = meetings.assessment_id
+left join open_items
+    on assessments.assessment_id = open_items.assessment_id

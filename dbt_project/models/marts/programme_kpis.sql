@@ -1,6 +1,7 @@
 -- Programme KPIs per period: `all`, and each calendar year from the first to the last year in
 -- which a factory enrolled or an assessment, visit or training session took place. A year row
--- counts what falls in that year; deleted rows never count.
+-- counts what falls in that year; deleted rows never count. PICC meetings (by held_on) and
+-- improvement items (raised by raised_on, completed by closed_on) count whatever the factory.
 with
 
 factories as (
@@ -25,6 +26,30 @@ participations as (
     select * from {{ ref('int_counted_participations') }}
 ),
 
+meetings as (
+    select * from {{ ref('fct_picc_meeting') }}
+),
+
+items as (
+    select * from {{ ref('fct_improvement_item') }}
+),
+
+-- female line supervisors who attended an SST session: role and gender of the participation row
+women_supervisors as (
+    select
+        participations.person_ref,
+        participations.starts_on
+    from participations
+    inner join {{ ref('stg_training_participants') }} as participants
+        on participations.participant_id = participants.participant_id
+    inner join {{ ref('stg_training_sessions') }} as training_sessions
+        on participations.session_id = training_sessions.session_id
+    where
+        participations.gender = 'female'
+        and participants.role = 'line_supervisor'
+        and training_sessions.course_code = 'SST'
+),
+
 event_years as (
     select extract(year from enrolled_on)::int as event_year from factories
     union
@@ -33,6 +58,13 @@ event_years as (
     select extract(year from visit_date)::int as event_year from visits
     union
     select extract(year from starts_on)::int as event_year from sessions
+    union
+    select extract(year from held_on)::int as event_year from meetings
+    union
+    select extract(year from raised_on)::int as event_year from items
+    union
+    select extract(year from closed_on)::int as event_year from items
+    where is_completed
 ),
 
 periods as (
@@ -109,6 +141,47 @@ participation_counts as (
     left join participations
         on {{ falls_in_period('participations.starts_on') }}
     group by periods.period
+),
+
+meeting_counts as (
+    select
+        periods.period,
+        count(meetings.meeting_id) as picc_meetings,
+        count(distinct meetings.factory_id) as factories_with_picc_meeting
+    from periods
+    left join meetings
+        on {{ falls_in_period('meetings.held_on') }}
+    group by periods.period
+),
+
+raised_counts as (
+    select
+        periods.period,
+        count(items.item_id) as improvement_items_raised
+    from periods
+    left join items
+        on {{ falls_in_period('items.raised_on') }}
+    group by periods.period
+),
+
+completed_counts as (
+    select
+        periods.period,
+        count(items.item_id) as improvement_items_completed
+    from periods
+    left join items
+        on items.is_completed and {{ falls_in_period('items.closed_on') }}
+    group by periods.period
+),
+
+supervisor_counts as (
+    select
+        periods.period,
+        count(distinct women_supervisors.person_ref) as women_supervisors_trained
+    from periods
+    left join women_supervisors
+        on {{ falls_in_period('women_supervisors.starts_on') }}
+    group by periods.period
 )
 
 select
@@ -122,10 +195,19 @@ select
     participation_counts.training_participants::int as training_participants,
     participation_counts.training_participations::int as training_participations,
     participation_counts.female_participants::double precision
-    / nullif(participation_counts.training_participants, 0) as female_participant_share
+    / nullif(participation_counts.training_participants, 0) as female_participant_share,
+    meeting_counts.picc_meetings::int as picc_meetings,
+    meeting_counts.factories_with_picc_meeting::int as factories_with_picc_meeting,
+    raised_counts.improvement_items_raised::int as improvement_items_raised,
+    completed_counts.improvement_items_completed::int as improvement_items_completed,
+    supervisor_counts.women_supervisors_trained::int as women_supervisors_trained
 from periods
 inner join engaged on periods.period = engaged.period
 inner join assessment_counts on periods.period = assessment_counts.period
 inner join visit_counts on periods.period = visit_counts.period
 inner join session_counts on periods.period = session_counts.period
 inner join participation_counts on periods.period = participation_counts.period
+inner join meeting_counts on periods.period = meeting_counts.period
+inner join raised_counts on periods.period = raised_counts.period
+inner join completed_counts on periods.period = completed_counts.period
+inner join supervisor_counts on periods.period = supervisor_counts.period

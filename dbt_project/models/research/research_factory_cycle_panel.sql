@@ -1,7 +1,10 @@
 -- The factory × cycle panel of the marts under pseudonymous factory keys. The assessment id and
--- exact start date are left out (they identify the assessment in the programme's systems); the
--- start year is published only where the factory's enrolment year is (start year minus months
--- since enrolment would give the enrolment year back).
+-- exact start date are left out (they identify the assessment in the programme's systems).
+-- Disclosure control (docs/ACCESS.md): months since enrolment in 6-month bands ('0-5', '6-11', …);
+-- start year and band are withheld where the factory's enrolment year is (together they would give
+-- it back); then, within each cycle, the band and then the start year are withheld until every
+-- published (cycle, start year, band) is shared by at least k factories. A cycle reached by fewer
+-- than k factories is not published at the factory level (its rates are suppressed anyway).
 with
 
 panel as (
@@ -13,23 +16,51 @@ panel as (
 
 factories as (
     select * from {{ ref('research_dim_factory') }}
+),
+
+published_cycles as (
+    select cycle
+    from panel
+    group by cycle
+    having count(distinct factory_key) >= {{ research_k() }}
+),
+
+coarsened as (
+    select
+        panel.*,
+        panel.factory_key || ':' || panel.cycle as row_key,
+        case
+            when factories.enrolment_year is not null then extract(year from panel.start_date)::int
+        end as start_year,
+        case
+            when factories.enrolment_year is null then null
+            when panel.months_since_enrolment is null then 'unknown'
+            else {{ research_month_band('panel.months_since_enrolment') }}
+        end as months_since_enrolment_band
+    from panel
+    inner join published_cycles on panel.cycle = published_cycles.cycle
+    left join factories
+        on panel.factory_key = factories.factory_key
+),
+
+anonymised as (
+    {{ research_k_anonymise(
+        'coarsened', 'row_key', ['start_year', 'months_since_enrolment_band'], research_k(), fixed=['cycle']
+    ) }}
 )
 
 select
-    panel.factory_key,
-    panel.cycle,
-    case
-        when factories.enrolment_year is not null then extract(year from panel.start_date)::int
-    end as start_year,
-    panel.months_since_enrolment,
-    panel.cps_assessed,
-    panel.cps_noncompliant,
-    panel.cp_noncompliance_rate::double precision as cp_noncompliance_rate,
-    panel.ncq_assessed,
-    panel.ncq_noncompliant,
-    panel.advisory_visits_since_previous,
-    panel.training_participants_since_previous,
-    panel.female_training_participants_since_previous
-from panel
-left join factories
-    on panel.factory_key = factories.factory_key
+    coarsened.factory_key,
+    coarsened.cycle,
+    anonymised.start_year,
+    anonymised.months_since_enrolment_band,
+    coarsened.cps_assessed,
+    coarsened.cps_noncompliant,
+    coarsened.cp_noncompliance_rate::double precision as cp_noncompliance_rate,
+    coarsened.ncq_assessed,
+    coarsened.ncq_noncompliant,
+    coarsened.advisory_visits_since_previous,
+    coarsened.training_participants_since_previous,
+    coarsened.female_training_participants_since_previous
+from coarsened
+inner join anonymised on coarsened.row_key = anonymised.row_key

@@ -4,6 +4,8 @@
 -- describes nobody and stays. Additive figures (assessments, visits, sessions, participations) of
 -- the years add up to `all`: where years are suppressed, further years (fewest factories first)
 -- are suppressed until the suppressed years together cover at least k factories, or else `all`.
+-- A training figure's contributors are factories, and each person (or session) whose factory is
+-- not recorded counts on its own: a cell of a few people with no factory is no zero.
 with
 
 kpis as (
@@ -35,7 +37,7 @@ contributors as (
     select
         'factories_engaged' as measure,
         periods.period,
-        factories.factory_id
+        factories.factory_id::text as factory_id
     from periods
     inner join factories
         on
@@ -49,7 +51,7 @@ contributors as (
     select
         'assessments' as measure,
         periods.period,
-        panel.factory_id
+        panel.factory_id::text as factory_id
     from periods
     inner join {{ ref('factory_cycle_panel') }} as panel
         on {{ falls_in_period('panel.start_date') }}
@@ -57,7 +59,7 @@ contributors as (
     select
         'advisory_visits' as measure,
         periods.period,
-        visits.factory_id
+        visits.factory_id::text as factory_id
     from periods
     inner join {{ ref('fct_advisory_visit') }} as visits
         on {{ falls_in_period('visits.visit_date') }}
@@ -66,7 +68,10 @@ contributors as (
     select
         'training_sessions' as measure,
         periods.period,
-        coalesce(participations.factory_id, sessions.factory_id) as factory_id
+        coalesce(
+            participations.factory_id::text, sessions.factory_id::text,
+            'person:' || participations.person_key, 'session:' || sessions.session_id::text
+        ) as factory_id
     from periods
     inner join sessions
         on {{ falls_in_period('sessions.starts_on') }}
@@ -76,7 +81,7 @@ contributors as (
     select
         'training_participations' as measure,
         periods.period,
-        participations.factory_id
+        coalesce(participations.factory_id::text, 'person:' || participations.person_key) as factory_id
     from periods
     inner join participations
         on

@@ -1,22 +1,16 @@
--- One row per participation (a person in a session; not deleted, attended or not) with keyed
--- pseudonyms for the person, the session and the factory, and no name, CNIC, phone or programme id.
--- Sessions are dated by year only.
-with
-
-participations as (
-    select * from {{ ref('fct_training_participation') }}
-)
-
+-- Training participation as suppressed aggregates, not person rows (docs/ACCESS.md): one cell per
+-- session year × course × gender × role, decided in research_training_cells (not readable by
+-- researchers: it holds each cell's population hash for the suppression register).
 select
-    private.pseudonym('participation', participant_id::text) as participation_key,
-    person_key,
-    private.pseudonym('session', session_id::text) as session_key,
-    private.pseudonym('factory', factory_id::text) as factory_key,
+    session_year,
     course_code,
-    extract(year from starts_on)::int as session_year,
     gender,
     role,
-    attended,
-    pre_score::double precision as pre_score,
-    post_score::double precision as post_score
-from participations
+    case when suppression is null then participants::int end as participants,
+    case when suppression is null then participations::int end as participations,
+    case when suppression is null then attended_participations::int end as attended_participations,
+    case when suppression is null then mean_pre_score end as mean_pre_score,
+    case when suppression is null then mean_post_score end as mean_post_score,
+    suppression is not null as is_suppressed,
+    suppression as suppression_reason
+from {{ ref('research_training_cells') }}

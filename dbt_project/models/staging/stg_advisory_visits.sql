@@ -1,4 +1,6 @@
 -- Advisory visits, latest version per visit; deletions flagged.
+{{ config(indexes=[{'columns': ['visit_id'], 'unique': True}, {'columns': ['factory_id']}]) }}
+
 with
 
 latest as (

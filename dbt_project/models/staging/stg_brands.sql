@@ -1,4 +1,6 @@
 -- Brands, latest version per brand.
+{{ config(indexes=[{'columns': ['brand_id'], 'unique': True}]) }}
+
 with
 
 latest as (

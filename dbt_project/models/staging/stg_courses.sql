@@ -1,4 +1,6 @@
 -- Course catalogue: no updated_at in the source, so the latest loaded batch wins.
+{{ config(indexes=[{'columns': ['course_code']}]) }}
+
 with
 
 latest as (

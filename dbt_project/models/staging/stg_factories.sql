@@ -1,5 +1,8 @@
 -- Factories of the case-management registry, latest version per factory; a latest version with
 -- deleted_at set is a deletion (kept, flagged: marts decide what counts).
+-- A view (small): snapshot snap_factories reads it, and `dbt snapshot` on its own must see raw.
+{{ config(materialized='view', post_hook=[]) }}
+
 with
 
 latest as (

@@ -1,4 +1,6 @@
 -- Which brand sources from which factory, latest version per (factory, brand).
+{{ config(indexes=[{'columns': ['factory_id', 'brand_id'], 'unique': True}]) }}
+
 with
 
 latest as (

@@ -1,4 +1,6 @@
 -- Improvement plan items, latest version per item.
+{{ config(indexes=[{'columns': ['item_id'], 'unique': True}, {'columns': ['factory_id']}]) }}
+
 with
 
 latest as (

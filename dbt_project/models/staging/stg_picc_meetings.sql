@@ -1,4 +1,6 @@
 -- PICC meetings, latest version per meeting.
+{{ config(indexes=[{'columns': ['meeting_id'], 'unique': True}, {'columns': ['factory_id']}]) }}
+
 with
 
 latest as (

@@ -1,4 +1,6 @@
 -- Training sessions, latest version per session; deletions flagged.
+{{ config(indexes=[{'columns': ['session_id'], 'unique': True}, {'columns': ['batch_id']}]) }}
+
 with
 
 latest as (
@@ -19,5 +21,6 @@ select
     trainer_code,
     updated_at,
     deleted_at,
-    deleted_at is not null as is_deleted
+    deleted_at is not null as is_deleted,
+    _batch_id as batch_id
 from latest
