@@ -151,6 +151,9 @@ def _cases() -> list[Case]:
     held = csv_text(rows(8200, assessments=3))
     held += ",".join(rows(8250, assessments=1, **{"Assesment.Start.Date": "31/02/2024"})[0]) + "\r\n"
     held += ",".join(["Pakistan", "301", long_field, "8260", "01/02/2024"]) + "\r\n"  # too few fields
+    held += (
+        ",".join([*rows(8202, assessments=1)[0][:7], "4", "extra", "field"]) + "\r\n"
+    )  # 8202: 3 rows + this
     reordered = list(reversed(CONTRACT_COLUMNS)) + ["Comment"]
     other_order = csv_text([[*reversed(r), "n/a"] for r in rows(8300)], header=reordered)
     big = csv_text(rows(8400, assessments=3))
@@ -206,7 +209,7 @@ def _cases() -> list[Case]:
         Case("utf16le_2025-01-13.csv", utf16, "loaded", "encoding utf-16-le (BOM)", 6, 0, ("7700",)),
         Case("utf16be_2025-01-13.csv", utf16be, "loaded", "encoding utf-16-be (BOM)", 6, 0, ("7750",)),
         Case("two_encodings_2025-01-13.csv", mixed, "rejected", "mixed encodings"),
-        Case("held_rows_2025-01-14.csv", held.encode(), "loaded", "", 9, 2, ("8200", "8201", "8202")),
+        Case("held_rows_2025-01-14.csv", held.encode(), "loaded", "", 9, 3, ("8200", "8201", "8202")),
         Case(
             "other_order_2025-01-14.csv", other_order.encode(), "loaded", "extra columns ignored: Comment", 6
         ),
@@ -417,6 +420,7 @@ def test_quarantined_records_are_whole_and_their_assessments_are_held_and_named(
     assert [(r[0], r[1].split(":")[0], r[3]) for r in rejects] == [
         (11, "impossible date in Assesment.Start.Date", "8250"),
         (12, "wrong field count", "8260"),
+        (13, "wrong field count", "8202"),
     ]
     assert rejects[1][2] > 10_000  # the 10,000-character field is kept whole, not cut at 4,000
     first_line = tortured["first"].splitlines()[0]
@@ -455,6 +459,12 @@ def test_marts_after_the_torture_run(tortured, tmp_path):
         )
     }
     assert found == {"7000", "7001", "7600", "7700", "7750", "8000", "8300", "9000"}
+    # an assessment with a quarantined record is kept, flagged incomplete, and counted nowhere
+    assert q(
+        url,
+        "select assessment_id::text, is_complete from marts.fct_assessment"
+        " where assessment_id::text in ('8200', '8202') order by 1",
+    ) == [("8200", True), ("8202", False)]
     # nothing of a rejected file is counted anywhere
     assert q(
         url,
