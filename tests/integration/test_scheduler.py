@@ -30,7 +30,7 @@ from include import airflow_env, airflow_server, db
 from include.config import settings
 
 PIPELINE = ("extract_assessments", "transform", "research_release")
-KEY = "scheduler-test-key"
+KEY = "scheduler-test-key-0123456789abcdef0123456789"
 DONE = {"success", "failed"}
 
 
