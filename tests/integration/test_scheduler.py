@@ -153,7 +153,7 @@ def _wait_for_dag(client, dag_id: str, timeout: float = 180) -> None:
     raise AssertionError(f"DAG {dag_id} never appeared in the API")
 
 
-def _wait_runs(stack, client, dag_id: str, count: int, timeout: float = 300) -> list[dict]:
+def _wait_runs(stack, client, dag_id: str, count: int, timeout: float = 900) -> list[dict]:
     """Wait until ``dag_id`` has at least ``count`` finished runs; return its runs."""
     deadline = time.monotonic() + timeout
     runs: list[dict] = []
