@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "dags").mkdir()
     (work / "dags" / "eval_transform.py").write_text(DAGS)
     values = {
-        "PSEUDONYM_KEY": "watcher-eval-key",
+        "PSEUDONYM_KEY": "watcher-eval-key-0123456789abcdef0123456789",
         "AIRFLOW_HOME": str(work / "airflow"),
         "AIRFLOW_DATABASE_URL": meta,
         "LANDING_DIR": str(work / "landing"),

@@ -30,7 +30,7 @@ from include import airflow_env, airflow_server, db
 from include.config import settings
 
 PIPELINE = ("extract_assessments", "transform", "research_release")
-KEY = "scheduler-test-key"
+KEY = "scheduler-test-key-0123456789abcdef0123456789"
 DONE = {"success", "failed"}
 
 
@@ -153,7 +153,7 @@ def _wait_for_dag(client, dag_id: str, timeout: float = 180) -> None:
     raise AssertionError(f"DAG {dag_id} never appeared in the API")
 
 
-def _wait_runs(stack, client, dag_id: str, count: int, timeout: float = 300) -> list[dict]:
+def _wait_runs(stack, client, dag_id: str, count: int, timeout: float = 900) -> list[dict]:
     """Wait until ``dag_id`` has at least ``count`` finished runs; return its runs."""
     deadline = time.monotonic() + timeout
     runs: list[dict] = []
