@@ -1,7 +1,7 @@
 """Great Expectations suites from ``expectations/<entity>.json``, run on a staged batch.
 
-GX Core is called directly (no Airflow provider, see STACK_FACTS.md) and imported only inside
-:func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
+GX Core is called directly (the Airflow provider for GX cannot be installed beside Airflow 3.3)
+and imported only inside :func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
 ``meta.severity``: ``critical`` (a failure quarantines the whole batch) or ``warning`` (recorded,
 loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
