@@ -59,14 +59,16 @@ def built_site(tmp_path_factory, pg_server_url):
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
         "SITE_DIR": str(work / "site"),
-        "PSEUDONYM_KEY": "site-test-key",
+        "LOG_DIR": str(work / "logs"),
+        "PSEUDONYM_KEY": "site-test-key-not-secret-0123456789abcdef",
         "DEMO": "1",
         "SCALE": "1",
     }
     bw = Path(sys.executable).with_name("bw")
     try:
         run = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1800)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+        logs = "".join(p.read_text()[-6000:] for p in (work / "logs").glob("*.log"))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + logs
         yield {"url": warehouse_url, "site": work / "site", "docs": work / "docs", "env": env}
     finally:
         db.drop_database(warehouse_url)
