@@ -13,15 +13,18 @@ held). Anything that goes wrong with one file rejects that file only. The task f
 quarantined or an assessment held; the first line of the error names them. See
 `audit.load_batches`, `quarantine.rejected_rows` and `audit.validation_results`.
 
-Produces the asset `raw.assessment_export_rows`, which triggers the transform DAG.
+Produces the asset `raw.assessment_export_rows`, which triggers the transform DAG: an event only
+when rows were loaded (emitted through an asset alias), so a run with no new file triggers nothing.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import RAW_ASSESSMENT_EXPORT_ROWS
+from include.assets import RAW_ASSESSMENT_EXPORT_ROWS, loaded_alias
 from include.dag_defaults import DEFAULT_ARGS, START_DATE
+
+LOADED = loaded_alias(RAW_ASSESSMENT_EXPORT_ROWS)
 
 
 @dag(
@@ -35,8 +38,8 @@ from include.dag_defaults import DEFAULT_ARGS, START_DATE
     tags=["extract", "assessments", "raw"],
 )
 def extract_assessments():
-    @task(outlets=[RAW_ASSESSMENT_EXPORT_ROWS])
-    def load_exports() -> dict:
+    @task(outlets=[LOADED])
+    def load_exports(*, outlet_events=None) -> dict:
         """Bootstrap the warehouse (idempotent) and load the new export files."""
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -46,10 +49,13 @@ def extract_assessments():
         url = connections.warehouse_url()
         warehouse.bootstrap(url)
         try:
-            return load.load_assessment_exports(url, settings().landing_dir)
+            summary = load.load_assessment_exports(url, settings().landing_dir)
         except load.LoadFailed as err:
             # Bad input does not get better on retry: fail now, the good files are loaded.
             raise AirflowFailException(str(err)) from err
+        if summary["rows_loaded"]:  # nothing new: no event, the transform is not triggered
+            outlet_events[LOADED].add(RAW_ASSESSMENT_EXPORT_ROWS, extra={"rows": summary["rows_loaded"]})
+        return summary
 
     load_exports()
 

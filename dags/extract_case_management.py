@@ -5,17 +5,22 @@ Every hour, extracts the case-management tables (data contract §2) incrementall
 (deletions arrive as rows with `deleted_at` set), one task per table. Each task stages the changed
 rows with `COPY`, validates them with `expectations/cm_<table>.json` and publishes them to
 `raw.cm_<table>` in one transaction that also moves the table's watermark (`audit.watermarks`).
-A task fails if its batch was quarantined by a critical expectation; the watermark then stays
-where it was, and the rows are read again on the next run.
+A rule about a row (a value outside the contract, a change time in the future) quarantines that
+row alone and the rest loads. A task fails, without retry, if a rule about its batch as a whole
+failed (its columns, key uniqueness: the batch is held, the watermark stays) or its table cannot be
+read as the contract says (a column dropped or renamed); the other tables load regardless.
+Tables that others refer to (factories, brands, courses, sessions) are loaded first, so that the
+reference checks (warnings) see them.
 
-Produces the assets `raw.cm_<table>`, which trigger the transform DAG.
+Produces the assets `raw.cm_<table>`, which trigger the transform DAG: an event only when the
+task loaded rows (emitted through an asset alias), so a run with nothing new triggers nothing.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import CASE_MANAGEMENT_TABLES, RAW_CASE_MANAGEMENT
+from include.assets import CASE_MANAGEMENT_TABLES, RAW_CASE_MANAGEMENT, loaded_alias
 from include.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
@@ -38,24 +43,44 @@ def extract_case_management():
         warehouse.bootstrap(connections.warehouse_url())
 
     def extract(table: str):
-        @task(task_id=f"load_{table}", outlets=[RAW_CASE_MANAGEMENT[table]])
-        def load_table() -> dict:
+        alias = loaded_alias(RAW_CASE_MANAGEMENT[table])
+
+        @task(task_id=f"load_{table}", outlets=[alias], trigger_rule="all_done")
+        def load_table(*, outlet_events=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
             from include import connections, load
 
             try:
-                return load.load_case_management_table(
+                summary = load.load_case_management_table(
                     connections.warehouse_url(), connections.ops_url(), table
                 )
             except load.LoadFailed as err:
                 raise AirflowFailException(str(err)) from err
+            if summary["rows_loaded"]:  # nothing new: no event, the transform is not triggered
+                outlet_events[alias].add(RAW_CASE_MANAGEMENT[table], extra={"rows": summary["rows_loaded"]})
+            return summary
 
         return load_table()
 
     ready = bootstrap()
-    for table in CASE_MANAGEMENT_TABLES:
-        ready >> extract(table)
+    tasks = {table: extract(table) for table in CASE_MANAGEMENT_TABLES}
+    for table, task_ in tasks.items():
+        # trigger_rule all_done: a referenced table that failed does not stop the others
+        ready >> task_
+        for referenced in REFERENCES.get(table, ()):
+            tasks[referenced] >> task_
+
+
+# Tables whose rows refer to others: loaded after them (the reference checks read raw).
+REFERENCES = {
+    "factory_brands": ("factories", "brands"),
+    "advisory_visits": ("factories",),
+    "training_sessions": ("factories", "courses"),
+    "training_participants": ("training_sessions",),
+    "picc_meetings": ("factories",),
+    "improvement_items": ("factories",),
+}
 
 
 extract_case_management()

@@ -5,7 +5,7 @@ Kept in one module so the producer and consumer DAGs name an asset exactly the s
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 from include.contract import CASE_MANAGEMENT_TABLES
 
@@ -20,3 +20,9 @@ RAW_ASSETS = [RAW_ASSESSMENT_EXPORT_ROWS, *RAW_CASE_MANAGEMENT.values()]
 
 MARTS = Asset(name="marts", uri="postgres://warehouse/betterwork/marts/all", group="marts")
 """Updated whenever the transform DAG has rebuilt the marts."""
+
+
+def loaded_alias(asset: Asset) -> AssetAlias:
+    """The alias an extraction task declares as its outlet and resolves to ``asset`` only when it
+    loaded rows: a run with nothing new emits no event and triggers nothing (issue 13)."""
+    return AssetAlias(name=f"{asset.name} loaded", group="raw")

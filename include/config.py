@@ -123,6 +123,9 @@ class Settings:
     ``warn_after`` in ``_sources.yml``)."""
     airflow_url: str
     """``AIRFLOW_URL``: the Airflow UI as people reach it, for the links in alerts."""
+    quarantine_retention_days: int
+    """``QUARANTINE_RETENTION_DAYS``: quarantined rows of source tables holding personal data are
+    deleted this many days after they were quarantined (default 90), on each run of that table."""
 
     @property
     def assessments_dir(self) -> Path:
@@ -174,6 +177,7 @@ def settings() -> Settings:
         airflow_url=(env("AIRFLOW_URL") or f"http://127.0.0.1:{env('AIRFLOW__API__PORT', '8080')}").rstrip(
             "/"
         ),
+        quarantine_retention_days=int(env("QUARANTINE_RETENTION_DAYS", "90")),
     )
 
 

@@ -26,7 +26,10 @@ rejected or quarantined batch, so that the Airflow task ends failed and someone 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import json
 import logging
 import tempfile
 import time
@@ -141,9 +144,10 @@ def _open_batch(conn: psycopg.Connection, source: str, source_object: str, **ext
 
 def _create_rejects_table(conn: psycopg.Connection, batch_id: int) -> None:
     conn.execute(
-        sql.SQL("create unlogged table {} (source_row bigint, raw_text text, reason text not null)").format(
-            _stage_name(batch_id, "_rejects")
-        )
+        sql.SQL(
+            "create unlogged table {} "
+            "(source_row bigint, raw_text text, reason text not null, row_version text)"
+        ).format(_stage_name(batch_id, "_rejects"))
     )
 
 
@@ -179,12 +183,16 @@ def _publish(
     message: str,
     attach: bool = False,
     before_commit=None,
+    hold: list[str] | None = None,
     assessment_column: str | None = None,
 ) -> BatchResult:
     """Step 4: one transaction moves the staged batch to raw (or all of it to quarantine).
 
     ``attach``: the stage table already has raw's shape and lineage columns; it becomes the raw
-    partition ``<raw_table>_b<id>`` instead of being copied. ``assessment_column`` (exports): the
+    partition ``<raw_table>_b<id>`` instead of being copied. ``hold``: the rules about the batch as
+    a whole that failed (default: every failed critical rule of ``outcome``); rows quarantined one
+    by one are already in the rejects table. A row version (``row_version``) already in quarantine
+    for this source is counted, not copied there again. ``assessment_column`` (exports): the
     stage column whose value goes into ``quarantine.rejected_rows.assessment_id``; the rejects
     table then has an ``assessment_id`` column too.
     """
@@ -194,15 +202,19 @@ def _publish(
     params = {"batch": batch_id, "source": source_object}
     staged = conn.execute(sql.SQL("select count(*) from {}").format(stage)).fetchone()[0]
     with_id = sql.SQL(", assessment_id" if assessment_column else "")
-    unparsable = conn.execute(
+    unparsable = conn.execute(sql.SQL("select count(*) from {}").format(rejects)).fetchone()[0]
+    conn.execute(
         sql.SQL(
-            "insert into quarantine.rejected_rows (batch_id, source, source_row, raw_text, reason{}) "
-            "select %(batch)s, %(source)s, source_row, raw_text, reason{} from {}"
+            "insert into quarantine.rejected_rows "
+            "(batch_id, source, source_row, raw_text, reason, row_version{}) "
+            "select %(batch)s, %(source)s, source_row, raw_text, reason, row_version{} from {} as r "
+            "where r.row_version is null or not exists (select 1 from quarantine.rejected_rows q "
+            "where q.source = %(source)s and q.row_version = r.row_version)"
         ).format(with_id, with_id, rejects),
         params,
-    ).rowcount
+    )
     quarantined = unparsable
-    failed = outcome.failed_critical if outcome else []
+    failed = hold if hold is not None else (outcome.failed_critical if outcome else [])
     if failed:
         reason = "critical expectations failed: " + ", ".join(failed)
         quarantined += conn.execute(
@@ -237,7 +249,7 @@ def _publish(
         if before_commit:
             before_commit(conn)
     if outcome and outcome.failed_warnings:
-        message = f"{message} warnings: {', '.join(outcome.failed_warnings)}".strip()
+        message = f"{message} warnings: {_warnings(outcome)}".strip()
     conn.execute(
         """
         update audit.load_batches set status = %s, rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
@@ -255,6 +267,32 @@ def _publish(
     if failed:
         log.error("batch %s (%s) quarantined: %s", batch_id, source_object, ", ".join(failed))
     return result
+
+
+def _warnings(outcome) -> str:
+    """The failed warnings with how many rows and a few of them (keys), for the batch's message."""
+    parts = []
+    for c in outcome.checks:
+        if c.severity != "warning" or c.success:
+            continue
+        examples = json.dumps(c.unexpected_values[:3], default=str)
+        parts.append(f"{c.expectation} ({c.unexpected_count} rows, e.g. {examples[:300]})")
+    return "; ".join(parts)
+
+
+def analyze(url: str, tables: list[str]) -> None:
+    """Fresh planner statistics for raw tables a run changed, before dbt reads them (issue 13).
+
+    Run as the pipeline's login (the tables' owner; ``loader`` may not own them), after the publish
+    has committed. A partitioned table's own statistics cover all its partitions.
+    """
+    if not tables:
+        return
+    started = time.perf_counter()
+    with db.connect(url, autocommit=True) as conn:
+        for table in dict.fromkeys(tables):
+            conn.execute(sql.SQL("analyze {}").format(sql.SQL(table)))
+    log.info("analysed %s in %.2f s", ", ".join(dict.fromkeys(tables)), time.perf_counter() - started)
 
 
 def _attach(conn: psycopg.Connection, batch_id: int, raw_table: str) -> None:
@@ -375,12 +413,24 @@ def load_assessment_exports(
             except extract_files.NotReady as err:
                 log.warning("%s; taken on a later run", err)
                 continue
-            except OSError as err:  # unreadable (permissions, I/O error): said, retried on the next run
+            except Exception as err:  # unreadable (permissions, I/O error…): said, tried again next run
                 batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name)
-                results.append(_reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}"))
+                reason = f"the file cannot be read: {err}" if isinstance(err, OSError) else None
+                results.append(
+                    _reject_whole(conn, batch_id, path.name, reason or _unexpected(err, "reading the file"))
+                )
                 continue
+
+            def start_gx() -> None:
+                nonlocal gx_ready
+                if validate and gx_ready is None:
+                    # GX's import (~5 s in a fresh task process) goes on while the files are staged
+                    from include import validate as validation
+
+                    gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
+
             try:
-                item = _take_landed(conn, landed, this_run, started)
+                item = _take_landed(conn, landed, this_run, started, start_gx)
             finally:
                 landed.discard()
             if item is None:
@@ -389,11 +439,6 @@ def load_assessment_exports(
             if isinstance(item, BatchResult):
                 results.append(item)  # rejected whole, or a duplicate
                 continue
-            if validate and gx_ready is None:
-                # GX's import (~5 s in a fresh task process) goes on while the files are staged
-                from include import validate as validation
-
-                gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
             staged.append(item)
             if len(staged) == VALIDATION_GROUP:
                 results += _validate_and_publish(conn, warehouse_url, staged, gx_ready)
@@ -408,6 +453,8 @@ def load_assessment_exports(
         validation.build_docs(warehouse_url)  # once per run, not per batch
         docs_seconds = time.perf_counter() - started
     results.sort(key=lambda r: r.batch_id)
+    if any(r.status == "loaded" and r.rows_loaded for r in results):
+        analyze(warehouse_url, [EXPORT_TABLE])  # the parent: statistics over every partition
     try:
         summary = _summary(results, files_skipped_as_known=skipped)
     except LoadFailed as err:
@@ -501,8 +548,12 @@ def _take_landed(
     landed: extract_files.Landed,
     this_run: dict[str, BatchResult | _StagedExport],
     started: float,
+    before_staging=lambda: None,
 ) -> _StagedExport | BatchResult | None:
-    """Open the landed file's batch and stage it (committed); None: content already processed."""
+    """Open the landed file's batch and stage it (committed); None: content already processed.
+
+    ``before_staging`` is called once the file is known to be new and readable (GX's import starts).
+    """
     name = landed.path.name
     seen = conn.execute(
         "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
@@ -533,6 +584,7 @@ def _take_landed(
         this_run[landed.checksum] = result
         return result
     report = extract_files.ParseReport(kind=landed.kind)
+    before_staging()
     try:
         stage_export(conn, batch_id, landed.copy, report, landed=landed)
     except extract_files.FileRejected as err:
@@ -852,11 +904,15 @@ def load_case_management_table(
 ) -> dict:
     """Extract one case-management table incrementally (one batch) and load it.
 
-    Raises :class:`LoadFailed` if the batch was rejected or quarantined; then the watermark stays
-    where it was, so the rows are read again once the source is fixed.
+    Rules about a row (a value outside the contract, a missing value, a change time in the future)
+    quarantine that row alone; the rest loads and the watermark moves past it. Rules about the
+    batch as a whole (its columns, key uniqueness) hold the batch: every row into quarantine, the
+    watermark stays, and :class:`LoadFailed` is raised, as it is when the table cannot be read as
+    the contract says (a contract column dropped or renamed, a value of another type).
     """
     spec = extract_ops.spec(table)
     source_object = spec.source_object
+    salt = _version_salt()
     with _loader_session(warehouse_url, f"{CM_SOURCE}:{source_object}") as conn:
         _abandon_stale(conn, CM_SOURCE, source_object)
         watermark = extract_ops.current_watermark(conn, spec)
@@ -865,31 +921,67 @@ def load_case_management_table(
         batch_id = _open_batch(conn, CM_SOURCE, source_object, watermark_from=window_from)
         started = time.perf_counter()
         try:
+            _create_rejects_table(conn, batch_id)
             extracted = extract_ops.stage(conn, ops_url, spec, batch_id, window_from)
         except extract_ops.SourceRejected as err:
             return _summary([_reject_whole(conn, batch_id, source_object, str(err))], table=table)
-        _create_rejects_table(conn, batch_id)
+        except psycopg.DataError as err:
+            where = f" ({err.diag.context.strip()})" if err.diag.context else ""
+            reason = (
+                f"{source_object}: a value does not fit the contract's type: {str(err).splitlines()[0]}"
+                f"{where}; table {table} was not loaded (a column's type changed at the source?)"
+            )
+            return _summary([_reject_whole(conn, batch_id, source_object, reason)], table=table)
+        already_loaded, already_quarantined = extract_ops.drop_known(conn, spec, batch_id, salt)
+        future = _quarantine_rows(
+            conn, batch_id, spec, extract_ops.future_rows(spec, extracted.source_now), salt
+        )
+        watermark_to = extract_ops.watermark_after(conn, spec, batch_id, window_from, extracted.source_now)
         conn.execute(
-            "update audit.load_batches set watermark_to = %s where batch_id = %s",
-            (extracted.watermark_to, batch_id),
+            "update audit.load_batches set watermark_to = %s where batch_id = %s", (watermark_to, batch_id)
         )
         conn.commit()
         timings = {"stage": time.perf_counter() - started}
-        outcome = None
-        if validate:
-            from include import validate as validation
+        from include import validate as validation
 
+        if spec.change_columns:
+            validation.record_loader_check(
+                warehouse_url, batch_id, extract_ops.FUTURE_RULE, "critical", future.keys, future.count
+            )
+        added = _new_columns(conn, source_object, extracted.unknown_columns)
+        if added:  # each column beyond the contract is reported once, in the batch that first saw it
+            validation.record_loader_check(
+                warehouse_url, batch_id, extract_ops.DRIFT_RULE, "warning", added, len(added)
+            )
+        outcome, hold, by_rule = None, [], future
+        if validate:
             outcome = validation.validate_batch(
                 warehouse_url, spec.entity, "stage", f"batch_{batch_id}", batch_id
             )
             timings["validate"] = outcome.seconds
             timings["validate_startup"] = outcome.startup_seconds
+            row_rules, hold = validation.split_failures(spec.entity, outcome, _stage_name(batch_id))
+            if hold:
+                reason = "batch held: critical expectations failed: " + ", ".join(hold)
+                _quarantine_rows(conn, batch_id, spec, [(reason, sql.SQL("true"))], salt)
+            elif row_rules:
+                by_rule = by_rule + _quarantine_rows(
+                    conn,
+                    batch_id,
+                    spec,
+                    [(f"critical expectation failed: {rule}", cond) for rule, cond in row_rules],
+                    salt,
+                )
             validation.build_docs(warehouse_url)
-        message = (
-            f"{extracted.skipped} row versions re-read in the look-back window were already loaded"
-            if extracted.skipped
-            else ""
-        )
+        notes = []
+        if by_rule.count:
+            notes.append(f"{by_rule.count} rows quarantined alone ({by_rule.summary()})")
+        if already_loaded:
+            notes.append(f"{already_loaded} row versions re-read in the look-back window were already loaded")
+        if already_quarantined:
+            notes.append(f"{already_quarantined} row versions re-read were already quarantined")
+        if added:
+            notes.append(f"warning: {extract_ops.DRIFT_RULE}: new columns not loaded: {', '.join(added)}")
         result = _publish(
             conn,
             batch_id=batch_id,
@@ -897,11 +989,129 @@ def load_case_management_table(
             raw_table=spec.raw_table,
             columns=spec.columns,
             outcome=outcome,
-            message=message,
-            before_commit=lambda c: extract_ops.move_watermark(c, spec, extracted.watermark_to, batch_id),
+            message="; ".join(notes),
+            before_commit=lambda c: extract_ops.move_watermark(c, spec, watermark_to, batch_id),
+            hold=hold,
         )
         result.seconds.update(timings)
         log.info(
-            "batch %s (%s): %s, %s rows loaded", batch_id, source_object, result.status, result.rows_loaded
+            "batch %s (%s): %s, %s rows loaded, %s quarantined",
+            batch_id,
+            source_object,
+            result.status,
+            result.rows_loaded,
+            result.rows_quarantined,
         )
-        return _summary([result], table=table, watermark=str(extracted.watermark_to))
+        if by_rule.count:
+            log.warning("batch %s (%s): %s", batch_id, source_object, notes[0])
+    if result.status == "loaded" and result.rows_loaded:
+        analyze(warehouse_url, [spec.raw_table])
+    purge_quarantine(warehouse_url)
+    return _summary([result], table=table, watermark=str(watermark_to))
+
+
+def _new_columns(conn: psycopg.Connection, source_object: str, unknown: list[str]) -> list[str]:
+    """The source's columns beyond the contract that no earlier batch of this table reported."""
+    if not unknown:
+        return []
+    reported = conn.execute(
+        "select coalesce(jsonb_agg(distinct c), '[]') from audit.validation_results v "
+        "join audit.load_batches b using (batch_id), jsonb_array_elements_text(v.unexpected_values) as c "
+        "where b.source_object = %s and v.suite = 'loader' and v.expectation = %s",
+        (source_object, extract_ops.DRIFT_RULE),
+    ).fetchone()[0]
+    conn.commit()
+    return [c for c in unknown if c not in reported]
+
+
+def _version_salt() -> str:
+    """The secret mixed into quarantined rows' fingerprints (derived from the pseudonym key)."""
+    from include import warehouse
+    from include.config import settings
+
+    key = warehouse.pseudonym_key(settings())
+    return hmac.new(key, b"quarantine row version", hashlib.sha256).hexdigest()
+
+
+@dataclass
+class _Quarantined:
+    """Rows a batch quarantined alone: how many per reason, and a few of their keys."""
+
+    count: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    keys: list[dict] = field(default_factory=list)
+
+    def __add__(self, other: _Quarantined) -> _Quarantined:
+        reasons = dict(self.reasons)
+        for reason, n in other.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        return _Quarantined(self.count + other.count, reasons, self.keys + other.keys)
+
+    def summary(self) -> str:
+        return "; ".join(f"{reason}: {n}" for reason, n in self.reasons.items())
+
+
+def _quarantine_rows(
+    conn: psycopg.Connection, batch_id: int, spec: extract_ops.TableSpec, rules: list, salt: str
+) -> _Quarantined:
+    """Move the staged rows that break any of ``rules`` ((reason, SQL condition)) to the rejects.
+
+    A row's reason names every rule it breaks. Its raw text is the row as JSON, personal values
+    masked (``include.personal_data.mask_record``); its ``row_version`` a keyed fingerprint of the
+    whole row (:func:`include.extract_ops.row_version`). Not committed.
+    """
+    if not rules:
+        return _Quarantined()
+    from include import personal_data, warehouse
+    from include.config import settings
+
+    stage = _stage_name(batch_id)
+    reasons = sql.SQL("array_to_string(array_remove(array[{}]::text[], null), '; ')").format(
+        sql.SQL(", ").join(
+            sql.SQL("case when {} then {} end").format(cond, sql.Literal(reason)) for reason, cond in rules
+        )
+    )
+    broken = sql.SQL(" or ").join(sql.SQL("({})").format(cond) for _, cond in rules)
+    rows = conn.execute(
+        sql.SQL(
+            "delete from {stage} as s where {broken} "
+            "returning s._source_row, to_jsonb(s) - '_source_row', {reasons}, {version}"
+        ).format(
+            stage=stage, broken=broken, reasons=reasons, version=extract_ops.row_version(spec, "s", salt)
+        )
+    ).fetchall()
+    if not rows:
+        return _Quarantined()
+    key = warehouse.pseudonym_key(settings())
+    done = _Quarantined(count=len(rows))
+    with conn.cursor().copy(
+        sql.SQL("copy {} (source_row, raw_text, reason, row_version) from stdin").format(
+            _stage_name(batch_id, "_rejects")
+        )
+    ) as copy:
+        for source_row, record, reason, version in sorted(rows, key=lambda r: r[0]):
+            masked = personal_data.mask_record(spec.entity, record, key)
+            copy.write_row((source_row, json.dumps(masked, ensure_ascii=False), reason, version))
+            done.reasons[reason] = done.reasons.get(reason, 0) + 1
+            if len(done.keys) < 5:
+                done.keys.append({"_source_row": source_row, **{k: record.get(k) for k in spec.key}})
+    return done
+
+
+def purge_quarantine(url: str) -> int:
+    """Delete quarantined rows of personal tables older than ``QUARANTINE_RETENTION_DAYS``."""
+    from include import personal_data
+    from include.config import settings
+
+    sources = [
+        f"public.{e.removeprefix('cm_')}" for e in personal_data.PERSONAL_COLUMNS if e.startswith("cm_")
+    ]
+    with db.connect(url) as conn:
+        purged = conn.execute(
+            "delete from quarantine.rejected_rows where source = any(%s) "
+            "and rejected_at < now() - make_interval(days => %s)",
+            (sources, settings().quarantine_retention_days),
+        ).rowcount
+    if purged:
+        log.info("purged %s quarantined rows of personal tables (retention)", purged)
+    return purged

@@ -432,7 +432,8 @@ dictionary = pd.read_csv("data_dictionary.csv")
 {DIALOGUE_README}## Reproducing cp_noncompliance_rate from the panel
 
 Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
-suppressed (and on `factories_assessed` everywhere):
+suppressed (and on `factories_assessed` everywhere) of the cycles in the panel. Cycles reached by
+fewer than k factories are left out of the factory-level tables; all their cells are suppressed.
 
 ```python
 {REPRODUCE}```

@@ -1,7 +1,7 @@
 """Great Expectations suites from ``expectations/<entity>.json``, run on a staged batch.
 
-GX Core is called directly (no Airflow provider, see STACK_FACTS.md) and imported only inside
-:func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
+GX Core is called directly (the Airflow provider for GX cannot be installed beside Airflow 3.3)
+and imported only inside :func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
 ``meta.severity``: ``critical`` (a failure quarantines the whole batch) or ``warning`` (recorded,
 loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
@@ -383,6 +383,7 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
             else:
                 outcome.checks.append(_check(exp, whole, batch_id=batch_id))  # this batch's rows of it
         outcomes[batch_id] = outcome
+    _mask_personal(entity, expectations, outcomes)
     record_all(url, outcomes)
     for batch_id, outcome in outcomes.items():
         if outcome.failed_warnings:
@@ -390,6 +391,37 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
                 "batch %s: warnings from %s: %s", batch_id, entity, ", ".join(outcome.failed_warnings)
             )
     return outcomes
+
+
+def _mask_personal(entity: str, expectations: list[dict], outcomes: dict[int, Outcome]) -> None:
+    """Examples of a personal table's rules hold no personal value (include/personal_data.py).
+
+    The suites' custom rules select keys only and no GX rule's examples are values of a personal
+    column; this is the safety net for a rule added without that care.
+    """
+    from include import personal_data
+
+    personal = personal_data.PERSONAL_COLUMNS.get(entity)
+    if not personal:
+        return
+    from include import warehouse
+
+    key = warehouse.pseudonym_key(settings())
+    columns = {label(e): e["kwargs"].get("column") for e in expectations}
+    for outcome in outcomes.values():
+        for i, c in enumerate(outcome.checks):
+            if not c.unexpected_values:
+                continue
+            if columns.get(c.expectation) in personal:
+                values = [personal_data.mask(str(v), key) for v in c.unexpected_values]
+            else:
+                values = [
+                    personal_data.mask_record(entity, v, key) if isinstance(v, dict) else v
+                    for v in c.unexpected_values
+                ]
+            outcome.checks[i] = Check(
+                c.expectation, c.expectation_id, c.severity, c.success, c.unexpected_count, values, c.details
+            )
 
 
 def _key(meta: dict) -> tuple:
@@ -659,3 +691,108 @@ def record_all(url: str, outcomes: dict[int, Outcome]) -> None:
                 for c in outcome.checks
             ],
         )
+
+
+# --------------------------------------------------------------------------- row rules and batch rules
+
+BATCH_RULE_TYPES = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_column_to_exist",
+        "expect_column_values_to_be_unique",
+        "expect_compound_columns_to_be_unique",
+    }
+)
+"""Rules about a batch as a whole (its shape, key uniqueness, row counts): a failure holds the batch."""
+
+
+def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
+    """SQL true for the staged rows of ``table`` that break ``exp``; None for a rule about the batch.
+
+    A critical row rule quarantines just those rows (the rest of the batch loads). Custom SQL rules
+    are row rules when their query selects ``_source_row`` (the project's convention: keys only).
+    """
+    kind, kwargs = exp["type"], exp["kwargs"]
+    if kind in BATCH_RULE_TYPES or kwargs.get("row_condition"):
+        return None
+    col = sql.Identifier(kwargs["column"]) if "column" in kwargs else None
+    if kind == "expect_column_values_to_not_be_null":
+        return sql.SQL("{} is null").format(col)
+    if kind == "expect_column_values_to_be_in_set":
+        values = sql.SQL(", ").join(map(sql.Literal, kwargs["value_set"]))
+        return sql.SQL("{c} is not null and {c} not in ({v})").format(c=col, v=values)
+    if kind == "expect_column_values_to_be_between":
+        parts = []
+        for bound, op, strict_op, strict in (
+            ("min_value", "<", "<=", "strict_min"),
+            ("max_value", ">", ">=", "strict_max"),
+        ):
+            if kwargs.get(bound) is not None:
+                parts.append(
+                    sql.SQL("{} {} {}").format(
+                        col, sql.SQL(strict_op if kwargs.get(strict) else op), sql.Literal(kwargs[bound])
+                    )
+                )
+        return sql.SQL("({})").format(sql.SQL(" or ").join(parts)) if parts else None
+    if kind in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
+        op = "!~" if kind == "expect_column_values_to_match_regex" else "~"
+        return sql.SQL("{c} is not null and {c}::text {op} {r}").format(
+            c=col, op=sql.SQL(op), r=sql.Literal(kwargs["regex"])
+        )
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = sql.Identifier(kwargs["column_A"]), sql.Identifier(kwargs["column_B"])
+        op = sql.SQL(">=" if kwargs.get("or_equal") else ">")
+        return sql.SQL("{a} is not null and {b} is not null and not ({a} {op} {b})").format(a=a, b=b, op=op)
+    if kind in CUSTOM_SQL and _selects(exp, "_source_row"):
+        query = kwargs["unexpected_rows_query"].replace("{batch}", table.as_string(None))
+        return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(sql.SQL(query))
+    return None
+
+
+def _selects(exp: dict, column: str) -> bool:
+    query = exp["kwargs"].get("unexpected_rows_query", "")
+    selected = query.lower().split(" from ", 1)[0].removeprefix("select").strip()
+    return column in {c.strip() for c in selected.split(",")}
+
+
+def split_failures(entity: str, outcome: Outcome, table: sql.Composable):
+    """The failed critical rules as (row rules: [(rule, condition)], batch rules: [rule])."""
+    by_rule = {label(e): e for e in load_suite_json(entity)["expectations"]}
+    rows, batch = [], []
+    for rule in outcome.failed_critical:
+        condition = row_condition(by_rule[rule], table) if rule in by_rule else None
+        if condition is None:
+            batch.append(rule)
+        else:
+            rows.append((rule, condition))
+    return rows, batch
+
+
+def record_loader_check(url: str, batch_id: int, rule: str, severity: str, values: list, count: int) -> None:
+    """A rule the loader itself applies (change times, schema drift), in ``audit.validation_results``."""
+    record_all(
+        url,
+        {
+            batch_id: Outcome(
+                suite="loader",
+                checks=[
+                    Check(
+                        rule,
+                        None,
+                        severity,
+                        count == 0,
+                        count,
+                        json.loads(json.dumps(values[:EXAMPLES], default=str)),
+                    )
+                ],
+            )
+        },
+    )
+
+
+def _jsonable(values: list) -> list:
+    return json.loads(json.dumps(values, default=str))

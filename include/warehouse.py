@@ -341,6 +341,21 @@ def rotate_key(url: str, cfg: Settings | None = None, *, generate: bool = False)
             """,
             (fingerprint(key),),
         )
+        # Tables holding pseudonyms of the old key go: the next build makes them anew with the new
+        # key (an incremental model would otherwise keep old pseudonyms beside new ones).
+        held = conn.execute(
+            """
+            select distinct format('%%I.%%I', c.table_schema, c.table_name)
+            from information_schema.columns as c
+            join information_schema.tables as t using (table_schema, table_name)
+            where c.table_schema in ('staging', 'intermediate', 'marts', 'research', 'snapshots')
+              and t.table_type = 'BASE TABLE'
+              and c.column_name in ('person_key', 'factory_key', 'session_key', 'participation_key')
+            """
+        ).fetchall()
+        for (table,) in held:
+            conn.execute(f"drop table if exists {table} cascade")
+        log.warning("dropped %d tables holding pseudonyms; the next build rebuilds them", len(held))
     log.warning(
         "pseudonym key rotated: %s -> %s; every pseudonym changes at the next build", old, fingerprint(key)
     )

@@ -17,15 +17,26 @@ begin
     end loop;
 end $$;
 
--- A pipeline login that is not a superuser acts through these roles: it becomes a member now (it
--- needs CREATEROLE), before it hands tables and schemas to them below. Releases read as researcher.
+-- A pipeline login that is not a superuser acts through these roles: it becomes a member now, before
+-- it hands tables and schemas to them below. Releases read as researcher. Granting needs CREATEROLE
+-- (PostgreSQL 15) or the ADMIN option on the roles (16+: a superuser grants it once, or the login
+-- created the roles itself); docs/ACCESS.md.
 do $$
 declare r text;
 begin
     if not (select rolsuper from pg_roles where rolname = current_user) then
         foreach r in array array['loader', 'transformer', 'researcher'] loop
             if not pg_has_role(current_user, r, 'member') then
-                execute format('grant %I to %I', r, current_user);
+                begin
+                    execute format('grant %I to %I', r, current_user);
+                exception when insufficient_privilege then
+                    raise exception 'the pipeline login % is not a member of role % and may not grant it',
+                        current_user, r
+                        using hint = format(
+                            'as a superuser, run once: grant loader, transformer, researcher, analyst to %I'
+                            ' with admin option', current_user
+                        );
+                end;
             end if;
         end loop;
     end if;

@@ -218,6 +218,11 @@ create table if not exists quarantine.rejected_rows (
 -- Export records: the record's Quest.ID when it can be read (null otherwise, and for whole
 -- files): an assessment with a rejected record is held out of every count downstream.
 alter table quarantine.rejected_rows add column if not exists assessment_id text;
+-- Case management: a keyed fingerprint of the quarantined row version (include.extract_ops.row_version),
+-- so that a version read again is not quarantined twice, without keeping its personal values.
+alter table quarantine.rejected_rows add column if not exists row_version text;
+create index if not exists rejected_rows_version on quarantine.rejected_rows (source, row_version)
+    where row_version is not null;
 
 -- ---------------------------------------------------------------- private: pseudonym key
 -- Only a fingerprint of the key is stored: it identifies the key (a run with another key fails,

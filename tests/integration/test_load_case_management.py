@@ -181,19 +181,22 @@ def test_every_table_loads_with_a_composite_key(wh, ops):
     ) == [(9,)]
 
 
-def test_a_critical_failure_quarantines_and_keeps_the_watermark(wh, ops):
+def test_a_row_rule_quarantines_the_row_alone_and_the_watermark_moves_past_it(wh, ops):
     add_factory(ops, 1, T0)
     load.load_case_management_table(wh, ops, "factories")
     add_factory(ops, 2, T0 + dt.timedelta(hours=1), workers_total=10, workers_female=50)
-    with pytest.raises(
-        load.LoadFailed, match=r"public.factories\) quarantined: workers_female <= workers_total"
-    ):
-        load.load_case_management_table(wh, ops, "factories")
-    assert run(wh, "select watermark from audit.watermarks") == [(T0,)]
-    assert [r[0] for r in raw_versions(wh)] == [1]
+    add_factory(ops, 3, T0 + dt.timedelta(hours=1))
+    summary = load.load_case_management_table(wh, ops, "factories")
+    assert (summary["rows_loaded"], summary["rows_quarantined"]) == (1, 1)
+    assert run(wh, "select watermark from audit.watermarks") == [(T0 + dt.timedelta(hours=1),)]
+    assert [r[0] for r in raw_versions(wh)] == [1, 3]
     assert run(
-        wh, "select count(*) from quarantine.rejected_rows where raw_text like '%%\"workers_female\": 50%%'"
-    ) == [(1,)]
+        wh,
+        "select reason from quarantine.rejected_rows where raw_text like '%%\"workers_female\": 50%%'",
+    ) == [("critical expectation failed: workers_female <= workers_total",)]
+    # Read again in the look-back window: not quarantined twice.
+    assert load.load_case_management_table(wh, ops, "factories")["rows_quarantined"] == 0
+    assert run(wh, "select count(*) from quarantine.rejected_rows") == [(1,)]
     # Fixed at the source (which touches updated_at): the next run loads it.
     run(
         ops,
@@ -201,6 +204,26 @@ def test_a_critical_failure_quarantines_and_keeps_the_watermark(wh, ops):
         (T0 + dt.timedelta(hours=2),),
     )
     assert load.load_case_management_table(wh, ops, "factories")["rows_loaded"] == 1
+    assert [r[0] for r in raw_versions(wh)] == [1, 2, 3]
+
+
+def test_a_batch_rule_holds_the_batch_and_keeps_the_watermark(wh, ops):
+    add_factory(ops, 1, T0)
+    load.load_case_management_table(wh, ops, "factories")
+    run(ops, "alter table public.factories drop constraint factories_pkey")
+    add_factory(ops, 2, T0 + dt.timedelta(hours=1))
+    add_factory(ops, 2, T0 + dt.timedelta(hours=1), name="Twin")
+    with pytest.raises(load.LoadFailed, match=r"public.factories\) quarantined: factory_id unique"):
+        load.load_case_management_table(wh, ops, "factories")
+    assert run(wh, "select watermark from audit.watermarks") == [(T0,)]
+    assert [r[0] for r in raw_versions(wh)] == [1]
+    # Held again on the next run: counted, but the same versions are not copied to quarantine twice.
+    with pytest.raises(load.LoadFailed):
+        load.load_case_management_table(wh, ops, "factories")
+    assert run(wh, "select count(*) from quarantine.rejected_rows") == [(2,)]
+    assert run(wh, "select rows_read, rows_quarantined, status from audit.load_batches order by batch_id")[
+        1:
+    ] == [(2, 2, "quarantined"), (2, 2, "quarantined")]
 
 
 def test_a_source_table_lacking_contract_columns_is_rejected(wh, ops):

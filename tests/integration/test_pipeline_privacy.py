@@ -77,6 +77,15 @@ def run(pg_server_url, tmp_path_factory):
         conn.execute(
             sql.SQL("create database {} owner {}").format(sql.Identifier(warehouse_db), sql.Identifier(login))
         )
+        # what a DBA does once (docs/ACCESS.md): the pipeline roles, administered by the login
+        for role in ("loader", "transformer", "analyst", "researcher"):
+            if not conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("grant {} to {} with admin option").format(
+                    sql.Identifier(role), sql.Identifier(login)
+                )
+            )
     warehouse_url = db.to_url(
         {**db.parts(pg_server_url), "user": login, "password": password, "dbname": warehouse_db}
     )
