@@ -84,6 +84,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.start()
     try:
         return _run(args, cfg, out, log_file, log_path, started, started_wall)
+    except Exception as err:  # before or around the DAGs: say what, where the details are
+        log.info("bw run failed", exc_info=True)  # the traceback to the log file only
+        out.line("FAILED:")
+        out.line(f"  {type(err).__name__}: {' '.join(str(err).split())[:300]}")
+        out.line(f"bw run FAILED after {time.monotonic() - started:.1f} s (exit 1); details in {log_path}")
+        return 1
     finally:
         out.stop()
         log_file.close()

@@ -93,7 +93,7 @@ def runs(tmp_path_factory, pg_server_url):
         "DOCS_DIR": str(work / "docs"),
         "SITE_DIR": str(work / "site"),
         "LOG_DIR": str(work / "logs"),
-        "PSEUDONYM_KEY": "failure-test-key",
+        "PSEUDONYM_KEY": "failure-test-key-" + "0" * 48,
         "DEMO": "1",
         "SCALE": "1",
     }
