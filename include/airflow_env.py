@@ -57,6 +57,11 @@ def environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[str, st
     return env
 
 
+def results_root(cfg: Settings) -> Path:
+    """Where dbt's ``run_results.json`` of each Airflow dbt task is kept (include/alerts.py)."""
+    return cfg.airflow_home / "logs" / "dbt_results"
+
+
 AIRFLOW_DB = "bw_airflow"
 """Airflow's metadata database for ``make airflow``, on the warehouse's server by default."""
 
@@ -128,6 +133,13 @@ def server_environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[
             "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": os.environ.get(
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW", "4"
             ),
+            # A busy 2-core machine parses the Cosmos DAGs slowly: more than Airflow's 30 s default.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": os.environ.get(
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120"
+            ),
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": os.environ.get(
+                "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "180"
+            ),
             # One API worker process, not four: a 2-core machine.
             "AIRFLOW__API__WORKERS": os.environ.get("AIRFLOW__API__WORKERS", "1"),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
@@ -137,7 +149,11 @@ def server_environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[
     if cfg.executor == "celery":
         env.update(
             {
+                "REDIS_URL": cfg.redis_url,
                 "AIRFLOW__CELERY__BROKER_URL": cfg.redis_url,
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": os.environ.get(
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default"
+                ),
                 "AIRFLOW__CELERY__RESULT_BACKEND": db.to_url(meta, scheme="db+postgresql"),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": os.environ.get(
                     "AIRFLOW__CELERY__WORKER_CONCURRENCY", "2"

@@ -550,6 +550,10 @@ def summary_lines(
         docs.append(f"dbt {display_path(dbt_page)} ({state})")
     if gx_page.exists():
         docs.append(f"validation {display_path(gx_page)}")
+    site_page = getattr(cfg, "site_dir", None)
+    if site_page is not None and (site_page / "index.html").exists():
+        state = "rebuilt" if (site_page / "index.html").stat().st_mtime >= started_wall else "unchanged"
+        docs.append(f"site {display_path(site_page / 'index.html')} ({state})")
     lines.append("  Docs: " + ("; ".join(docs) if docs else "none yet"))
     lines.append(f"Warehouse ({warehouse_kind}): {redact(url)}")
     lines.append(f"Query it:  {psql} -c 'select * from marts.programme_kpis'")

@@ -309,7 +309,7 @@ def land(path: Path, workdir: Path, limits: Limits | None = None) -> Landed:
 def _temp(workdir: Path, path: Path) -> tuple[int, str]:
     import tempfile
 
-    return tempfile.mkstemp(prefix="landed-", suffix=".bin", dir=workdir)
+    return tempfile.mkstemp(prefix="landed-", suffix=".csv", dir=workdir)
 
 
 def _renamed(copy: Path, suffix: str) -> Path:
@@ -343,18 +343,18 @@ def _settle_encoding(
             landed.encoding = f"{codec} (BOM)"
             landed.copy, landed.lines = _transcode(path, copy, codec, len(bom))
             return
+    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
+        raise FileRejected(
+            path,
+            "the text is UTF-32, which exports are never in; save it as CSV UTF-8 and drop the new file "
+            "in the folder",
+        )
     if nul_at is not None:
         raise FileRejected(
             path,
             f"not a CSV export: a NUL byte at byte {nul_at:,} (line {_line_of(copy, nul_at)}): binary "
             "content, or UTF-16 text without a byte-order mark; save it as CSV UTF-8 and drop the new "
             "file in the folder",
-        )
-    if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
-        raise FileRejected(
-            path,
-            "the text is UTF-32, which exports are never in; save it as CSV UTF-8 and drop the new file "
-            "in the folder",
         )
     bom = head.startswith(codecs.BOM_UTF8)
     if bad_utf8_at is None:
@@ -410,7 +410,7 @@ def _lines_with_utf8_characters(copy: Path, at_most: int = 1) -> list[int]:
 
 def _transcode(path: Path, copy: Path, codec: str, skip: int) -> tuple[Path, int]:
     """The copy decoded from ``codec`` (strictly) and written again as UTF-8; (new copy, line breaks)."""
-    target = copy.with_suffix(".utf8")
+    target = copy.with_name(copy.stem + "-utf8.csv")
     decoder = codecs.getincrementaldecoder(codec)()
     newlines, offset = 0, 0
     with copy.open("rb") as src, target.open("wb") as out:
@@ -567,6 +567,14 @@ def _header_positions(path: Path, header: list, report: ParseReport, limits: Lim
     names = [(h or "").strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
+        joined = ",".join(names)
+        for sep, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if sep in joined and sum(c in joined for c in CONTRACT_COLUMNS) > len(CONTRACT_COLUMNS) // 2:
+                raise FileRejected(
+                    path,
+                    f"the columns are separated by {what}, not commas (a regional Excel setting?); save "
+                    "it as CSV (comma delimited) and drop the new file in the folder",
+                )
         if not any(c in names for c in CONTRACT_COLUMNS):
             raise FileRejected(
                 path,

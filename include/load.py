@@ -375,12 +375,24 @@ def load_assessment_exports(
             except extract_files.NotReady as err:
                 log.warning("%s; taken on a later run", err)
                 continue
-            except OSError as err:  # unreadable (permissions, I/O error): said, retried on the next run
+            except Exception as err:  # unreadable (permissions, I/O error…): said, tried again next run
                 batch_id = _open_batch(conn, EXPORTS_SOURCE, path.name)
-                results.append(_reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}"))
+                reason = f"the file cannot be read: {err}" if isinstance(err, OSError) else None
+                results.append(
+                    _reject_whole(conn, batch_id, path.name, reason or _unexpected(err, "reading the file"))
+                )
                 continue
+
+            def start_gx() -> None:
+                nonlocal gx_ready
+                if validate and gx_ready is None:
+                    # GX's import (~5 s in a fresh task process) goes on while the files are staged
+                    from include import validate as validation
+
+                    gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
+
             try:
-                item = _take_landed(conn, landed, this_run, started)
+                item = _take_landed(conn, landed, this_run, started, start_gx)
             finally:
                 landed.discard()
             if item is None:
@@ -389,11 +401,6 @@ def load_assessment_exports(
             if isinstance(item, BatchResult):
                 results.append(item)  # rejected whole, or a duplicate
                 continue
-            if validate and gx_ready is None:
-                # GX's import (~5 s in a fresh task process) goes on while the files are staged
-                from include import validate as validation
-
-                gx_ready = gx_import.submit(validation.warm_up, warehouse_url, EXPORT_ENTITY)
             staged.append(item)
             if len(staged) == VALIDATION_GROUP:
                 results += _validate_and_publish(conn, warehouse_url, staged, gx_ready)
@@ -501,8 +508,12 @@ def _take_landed(
     landed: extract_files.Landed,
     this_run: dict[str, BatchResult | _StagedExport],
     started: float,
+    before_staging=lambda: None,
 ) -> _StagedExport | BatchResult | None:
-    """Open the landed file's batch and stage it (committed); None: content already processed."""
+    """Open the landed file's batch and stage it (committed); None: content already processed.
+
+    ``before_staging`` is called once the file is known to be new and readable (GX's import starts).
+    """
     name = landed.path.name
     seen = conn.execute(
         "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
@@ -533,6 +544,7 @@ def _take_landed(
         this_run[landed.checksum] = result
         return result
     report = extract_files.ParseReport(kind=landed.kind)
+    before_staging()
     try:
         stage_export(conn, batch_id, landed.copy, report, landed=landed)
     except extract_files.FileRejected as err:

@@ -36,7 +36,7 @@ def demo_warehouse(tmp_path_factory, pg_server_url):
         "AIRFLOW_HOME": str(work / "airflow"),
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
-        "PSEUDONYM_KEY": "dialogue-test-key",
+        "PSEUDONYM_KEY": "dialogue-test-key-not-secret-0123456789abcdef",
         "DEMO": "1",
         "SCALE": "1",
     }

@@ -49,6 +49,7 @@ def pipeline(tmp_path_factory, pg_server_url):
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
         "SITE_DIR": str(work / "site"),
+        "LOG_DIR": str(work / "logs"),
         "PSEUDONYM_KEY": "e2e-test-key-not-secret-0123456789abcdef",
         "DEMO": "1",
         "SCALE": "1",

@@ -91,6 +91,7 @@ def runs(tmp_path_factory, pg_server_url):
         "AIRFLOW_HOME": str(work / "airflow"),
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
+        "SITE_DIR": str(work / "site"),
         "LOG_DIR": str(work / "logs"),
         "PSEUDONYM_KEY": "failure-test-key",
         "DEMO": "1",
@@ -103,6 +104,7 @@ def runs(tmp_path_factory, pg_server_url):
             "releases": _releases(work / "releases"),
             "dbt_build": _tries(work / "airflow", "transform", "dbt_build"),
             "marts_events": _marts_asset_events(work / "airflow"),
+            "site": (work / "site" / "index.html").exists(),
         }
         bad_file = work / "landing" / "assessments" / "bwpk_assessments_2026-01-05_workbook.csv"
         _write_xlsx_as_csv(bad_file)
@@ -139,6 +141,7 @@ def test_failed_transform_publishes_nothing(runs):
     after = runs["after_first"]
     assert after["releases"] == []
     assert after["marts_events"] == 0
+    assert not after["site"]
     lines = runs["first"].stdout.splitlines()
     assert any(line.startswith("research_release ") and "skipped" in line for line in lines)
     assert not any(line.startswith("transform.marts_built") and " ok " in line for line in lines)

@@ -280,3 +280,44 @@ def test_celery_executor_runs_the_asset_chain(templates, tmp_path, redis_url):
         worker_log = (stack.log_dir / "celery-worker-1.log").read_text(errors="replace")
         assert "succeeded" in worker_log or "Task execute_workload" in worker_log, worker_log[-3000:]
     print(f"celery: {timings}, whole test {time.monotonic() - started:.1f} s")
+
+
+TOPOLOGY = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+    "AIRFLOW__OPERATORS__DEFAULT_QUEUE",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+    "AIRFLOW_CONN_WAREHOUSE",
+    "AIRFLOW_CONN_OPS",
+    "WAREHOUSE_URL",
+    "REDIS_URL",
+    "AIRFLOW_URL",
+)
+
+
+def test_celery_mode_sets_the_variables_of_the_compose_file(tmp_path):
+    """`make airflow EXECUTOR=celery` and docker-compose.yml configure Airflow with the same variables."""
+    import yaml
+
+    from include.config import PROJECT_DIR
+
+    compose = yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
+    compose_env = compose["services"]["airflow-scheduler"]["environment"]
+    wh = "postgresql://postgres@127.0.0.1:5432/x"
+    with _environ(EXECUTOR="celery", AIRFLOW_HOME=str(tmp_path)):
+        env = airflow_env.server_environment(settings(), wh, wh)
+    assert [k for k in TOPOLOGY if k not in env] == []
+    assert [k for k in TOPOLOGY if k not in compose_env] == []
+    assert env["AIRFLOW__CORE__EXECUTOR"] == compose_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert compose_env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0  # generated secrets: owner only

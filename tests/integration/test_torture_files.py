@@ -182,6 +182,12 @@ def _cases() -> list[Case]:
             "header repeats contract columns: CP",
         ),
         Case(
+            "semicolons_2025-01-12.csv",
+            csv_text(rows(9300)).replace(",", ";").encode(),
+            "rejected",
+            "separated by semicolons",
+        ),
+        Case(
             "wrong_headers_2025-01-12.csv",
             b"name,value\r\nx,1\r\n",
             "rejected",
@@ -235,7 +241,7 @@ def tortured(pg_server_url, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
         tmp = tmp_path_factory.mktemp("torture")
-        mp.setenv("PSEUDONYM_KEY", "test-key-not-secret")
+        mp.setenv("PSEUDONYM_KEY", "test-key-not-secret-0123456789abcdef")
         mp.setenv("DOCS_DIR", str(tmp / "docs"))
         for key, value in LIMITS.items():
             mp.setenv(key, value)
@@ -455,3 +461,78 @@ def test_marts_after_the_torture_run(tortured, tmp_path):
         "select count(*) from marts.fct_finding"
         " where assessment_id::text in ('7200', '7400', '7800', '8500')",
     ) == [(0,)]
+
+
+@pytest.fixture
+def landing(warehouse_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCS_DIR", str(tmp_path / "docs"))
+    monkeypatch.setenv("LANDING_SETTLE_SECONDS", "0.1")
+    folder = tmp_path / "landing" / "assessments"
+    folder.mkdir(parents=True)
+    (folder / "a_2025-02-01.csv").write_text(csv_text(rows(100)))
+    (folder / "b_2025-02-02.csv").write_text(csv_text(rows(200)))
+    return warehouse_db, tmp_path / "landing"
+
+
+def test_an_exception_while_validating_one_file_rejects_that_file_only(landing, monkeypatch):
+    """Whatever a validator throws about one file (here: any exception) is that file's failure."""
+    from include import validate
+
+    url, folder = landing
+    real = validate.validate_batches
+    bad = {}
+
+    def throws_for_b(url_, entity, schema, tables):
+        names = dict(q(url_, "select batch_id, source_object from audit.load_batches"))
+        if any(names[b].startswith("b_") for b in tables):
+            bad.update(tables)
+            raise ValueError("a rule blew up on this data")
+        return real(url_, entity, schema, tables)
+
+    monkeypatch.setattr(validate, "validate_batches", throws_for_b)
+    with pytest.raises(load.LoadFailed) as err:
+        load.load_assessment_exports(url, folder)
+    assert "rejected: b_2025-02-02.csv" in str(err.value).splitlines()[0]
+    statuses = dict(q(url, "select source_object, status from audit.load_batches"))
+    assert statuses == {"a_2025-02-01.csv": "loaded", "b_2025-02-02.csv": "rejected"}
+    ((message,),) = q(url, "select message from audit.load_batches where status = 'rejected'")
+    assert "validating the file failed (ValueError: a rule blew up on this data)" in message
+    assert q(url, "select distinct _source from raw.assessment_export_rows") == [("a_2025-02-01.csv",)]
+    assert q(url, "select count(*) from pg_class where relnamespace = 'stage'::regnamespace") == [(0,)]
+
+
+def test_an_exception_while_publishing_one_file_rejects_that_file_only(landing):
+    """A row already in raw's default partition under the batch id the loader will use: ATTACH fails."""
+    url, folder = landing
+    with db.connect(url) as conn:  # the next batch ids are 1 and 2; batch 2 (b) cannot be attached
+        conn.execute(
+            'insert into raw.assessment_export_rows ("Quest.ID", _batch_id, _source, _source_row)'
+            " values ('x', 2, 'manual.csv', 2)"
+        )
+    with pytest.raises(load.LoadFailed) as err:
+        load.load_assessment_exports(url, folder)
+    assert "rejected: b_2025-02-02.csv" in str(err.value).splitlines()[0]
+    statuses = dict(q(url, "select source_object, status from audit.load_batches"))
+    assert statuses == {"a_2025-02-01.csv": "loaded", "b_2025-02-02.csv": "rejected"}
+    assert (
+        "publishing the batch failed"
+        in q(url, "select message from audit.load_batches where batch_id = 2")[0][0]
+    )
+    assert q(url, "select count(*) from raw.assessment_export_rows where _source = 'a_2025-02-01.csv'") == [
+        (6,)
+    ]
+    assert q(url, "select count(*) from pg_class where relnamespace = 'stage'::regnamespace") == [(0,)]
+
+
+def test_an_older_export_landing_later_keeps_its_own_export_date(landing):
+    """exported_on comes from the name, so the export date, not the load order, can decide."""
+    url, folder = landing
+    load.load_assessment_exports(url, folder)
+    older = folder / "assessments" / "z_late_arrival_2024-06-30.csv"
+    older.write_text(csv_text(rows(100, Finding="1")))  # the same assessments, other findings
+    load.load_assessment_exports(url, folder)
+    assert q(url, "select source_object, exported_on::text from audit.load_batches order by batch_id") == [
+        ("a_2025-02-01.csv", "2025-02-01"),
+        ("b_2025-02-02.csv", "2025-02-02"),
+        ("z_late_arrival_2024-06-30.csv", "2024-06-30"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import shutil
@@ -218,3 +219,156 @@ def test_csv_record_quotes_like_csv():
     assert (
         csv_record(["a", None, 'say "hi"', "x,y", "two\nlines", ""]) == 'a,,"say ""hi""","x,y","two\nlines",'
     )
+
+
+# --------------------------------------------------------------------------- landing
+
+
+def _land(tmp_path, name: str, data: bytes, **limits):
+    from include.extract_files import Limits, land
+
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return land(path, work, Limits(**limits))
+
+
+def _text(rows_, header=CONTRACT_COLUMNS) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows_)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "data"),
+    [
+        ("utf-8", _text([row(**{"Q.Label": "naïve – ok"})]).encode()),
+        ("utf-8 (BOM)", b"\xef\xbb\xbf" + _text([row(**{"Q.Label": "naïve – ok"})]).encode()),
+        (
+            "utf-16-le (BOM)",
+            codecs.BOM_UTF16_LE + _text([row(**{"Q.Label": "naïve – ok"})]).encode("utf-16-le"),
+        ),
+        (
+            "utf-16-be (BOM)",
+            codecs.BOM_UTF16_BE + _text([row(**{"Q.Label": "naïve – ok"})]).encode("utf-16-be"),
+        ),
+        ("cp1252", _text([row(**{"Q.Label": "naïve – ok"})]).encode("cp1252")),
+    ],
+)
+def test_land_detects_the_encoding_and_hands_over_utf8(tmp_path, encoding, data):
+    import hashlib
+
+    landed = _land(tmp_path, "x.csv", data)
+    assert landed.rejected is None and landed.encoding == encoding
+    assert landed.checksum == hashlib.sha256(data).hexdigest()  # of the bytes as landed
+    rows_, rejects, _ = parse(landed.copy)
+    assert rejects == [] and rows_[0][8] == "naïve – ok"
+    assert landed.lines == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xef\xbb\xbf" + _text([row()]).encode() + b"caf\xe9\r\n", "mixed encodings"),
+        (_text([row(**{"Q.Label": "naïve"})]).encode() + "café\r\n".encode("cp1252"), "mixed encodings"),
+        (_text([row()]).encode() + b"\x81\x8d\r\n", "neither UTF-8 nor Windows-1252"),
+        (_text([row()] * 1000).encode() + b"\0\r\n", "NUL byte at byte"),
+        (b"\xff\xfe\x00\x00" + "x".encode("utf-32-le"), "UTF-32"),
+        (_text([row()]).replace("\r\n", "\r").encode(), "bare CR"),
+    ],
+)
+def test_land_rejects_an_encoding_it_cannot_read_whole(tmp_path, data, reason):
+    landed = _land(tmp_path, "x.csv", data)
+    assert reason in landed.rejected and landed.copy is None and len(landed.checksum) == 64
+
+
+def test_land_limits_and_a_workbook_under_a_csv_name(tmp_path):
+    big = _land(tmp_path, "big.csv", _text([row()] * 100).encode(), max_bytes=1000)
+    assert "EXPORT_MAX_BYTES" in big.rejected
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(list(CONTRACT_COLUMNS))
+    book.save(tmp_path / "w.xlsx")
+    landed = _land(tmp_path, "saved_as.csv", (tmp_path / "w.xlsx").read_bytes())
+    assert landed.kind == "xlsx" and landed.copy.suffix == ".xlsx" and landed.rejected is None
+
+
+def test_exported_on_from_the_name_else_the_modification_date(tmp_path):
+    import datetime as dt
+    import os
+
+    from include.extract_files import exported_on
+
+    named = tmp_path / "bwpk_assessments_2025-12-22_corrections.csv"
+    named.write_text("x")
+    assert exported_on(named) == dt.date(2025, 12, 22)
+    impossible = tmp_path / "x_2025-02-30_then_2024-01-05.csv"
+    impossible.write_text("x")
+    assert exported_on(impossible) == dt.date(2024, 1, 5)
+    plain = tmp_path / "export.csv"
+    plain.write_text("x")
+    os.utime(plain, (1_700_000_000, 1_700_000_000))
+    assert exported_on(plain) == dt.date(2023, 11, 14)
+
+
+def test_ready_files_wait_for_a_young_file_to_settle(tmp_path):
+    import os
+    import threading
+    import time
+
+    from include.extract_files import ready_files
+
+    folder = tmp_path / "assessments"
+    folder.mkdir()
+    old = folder / "old_2024-01-01.csv"
+    old.write_text("x")
+    os.utime(old, (time.time() - 3600,) * 2)
+    young = folder / "young_2024-01-02.csv"
+    young.write_text("x")
+    assert ready_files(folder, min_age_seconds=60, settle_seconds=0.2) == ([old, young], [])
+    growing = folder / "growing_2024-01-03.csv"
+    growing.write_text("x")
+    stop = threading.Event()
+
+    def grow():
+        while not stop.is_set():
+            with growing.open("a") as f:
+                f.write("y")
+            time.sleep(0.02)
+
+    worker = threading.Thread(target=grow)
+    worker.start()
+    try:
+        ready, waiting = ready_files(folder, min_age_seconds=60, settle_seconds=0.3)
+    finally:
+        stop.set()
+        worker.join()
+    assert ready == [old, young] and waiting == [growing]
+
+
+def test_land_refuses_a_file_that_changes_while_read(tmp_path, monkeypatch):
+    from include import extract_files
+
+    path = tmp_path / "x.csv"
+    path.write_text(_text([row()]))
+    real_stat = Path.stat
+    calls = {"n": 0}
+
+    def stat(self, *args, **kwargs):  # the second look finds another size: still being written
+        result = real_stat(self, *args, **kwargs)
+        if self == path:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                path.write_text(_text([row(), row(quest=2)]))
+                result = real_stat(self, *args, **kwargs)
+        return result
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(extract_files.NotReady, match="changed while it was read"):
+        extract_files.land(path, tmp_path)
