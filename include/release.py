@@ -432,8 +432,9 @@ dictionary = pd.read_csv("data_dictionary.csv")
 {DIALOGUE_README}## Reproducing cp_noncompliance_rate from the panel
 
 Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
-suppressed (and on `factories_assessed` everywhere) of the cycles in the panel. Cycles reached by
-fewer than k factories are left out of the factory-level tables; all their cells are suppressed.
+suppressed (and on `factories_assessed` wherever it has the cell). Cycles reached by fewer than k
+factories are left out of the factory-level tables: the cells it cannot rebuild (those cycles, and
+balanced panels reaching into them) are all suppressed.
 
 ```python
 {REPRODUCE}```

@@ -345,7 +345,7 @@ def rotate_key(url: str, cfg: Settings | None = None, *, generate: bool = False)
         # key (an incremental model would otherwise keep old pseudonyms beside new ones).
         held = conn.execute(
             """
-            select distinct format('%%I.%%I', c.table_schema, c.table_name)
+            select distinct format('%I.%I', c.table_schema, c.table_name)
             from information_schema.columns as c
             join information_schema.tables as t using (table_schema, table_name)
             where c.table_schema in ('staging', 'intermediate', 'marts', 'research', 'snapshots')

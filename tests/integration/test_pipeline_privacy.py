@@ -2,8 +2,8 @@
 canaries planted in the case-management source: a participant's name, CNIC and phone (one valid
 row, one that validation rejects). Afterwards no table outside ``raw`` (and the per-batch ``stage``
 tables on their way into it), no file of the run (releases, Data Docs and the GX store, dbt docs,
-Airflow's home with its logs) and nothing the run printed holds them; the release passes the
-disclosure checks.
+Airflow's home with its logs, the run's full log) and nothing the run printed holds them; the
+release passes the disclosure checks.
 
 What the rejected row's canaries test is the masking of quarantined rows and of validation results
 (``include/personal_data.mask_record``, applied by the loaders).
@@ -97,6 +97,7 @@ def run(pg_server_url, tmp_path_factory):
         "AIRFLOW_HOME": str(work / "airflow"),
         "RELEASE_DIR": str(work / "releases"),
         "DOCS_DIR": str(work / "docs"),
+        "LOG_DIR": str(work / "logs"),
         "PSEUDONYM_KEY": KEY,
         "DEMO": "1",
         "SCALE": str(SCALE),
@@ -196,7 +197,7 @@ def test_no_table_outside_raw_holds_a_canary(run):
 def test_no_file_or_log_of_the_run_holds_a_canary(run):
     hits = []
     work: Path = run["work"]
-    for folder in ("releases", "docs", "airflow"):
+    for folder in ("releases", "docs", "airflow", "logs"):
         for path in (work / folder).rglob("*"):
             if not path.is_file():
                 continue
@@ -214,7 +215,7 @@ def test_the_run_never_prints_or_writes_the_password(run):
     assert password not in run["proc"].stdout + run["proc"].stderr
     assert "psql" in run["proc"].stdout and "***" in run["proc"].stdout
     hits = []
-    for folder in ("releases", "docs", "airflow"):
+    for folder in ("releases", "docs", "airflow", "logs"):
         for path in (run["work"] / folder).rglob("*"):
             if path.is_file() and password.encode() in path.read_bytes():
                 hits.append(str(path.relative_to(run["work"])))
