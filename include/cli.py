@@ -14,6 +14,7 @@ bw site         serve the static site (SITE_DIR) on 127.0.0.1 for a look (--buil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import logging
 import os
@@ -82,8 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _log_to(log_path, verbose=args.verbose)
     out = con.Console()
     out.start()
+    held = contextlib.ExitStack()  # the run's locks (_one_run_at_a_time), released at the end
     try:
-        return _run(args, cfg, out, log_file, log_path, started, started_wall)
+        return _run(args, cfg, out, log_file, log_path, started, started_wall, held)
     except Exception as err:  # before or around the DAGs: say what, where the details are
         log.info("bw run failed", exc_info=True)  # the traceback to the log file only
         out.line("FAILED:")
@@ -91,8 +93,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.line(f"bw run FAILED after {time.monotonic() - started:.1f} s (exit 1); details in {log_path}")
         return 1
     finally:
+        held.close()
         out.stop()
         log_file.close()
+
+
+def _one_run_at_a_time(url: str, airflow_home: Path, out, held: contextlib.ExitStack) -> None:
+    """Hold two locks until the run ends, waiting for another run that holds them.
+
+    Two runs on one warehouse would build the same dbt schemas at once, and two runs from one
+    folder would share Airflow's SQLite metadata: the second run waits for the first, then finds
+    its work done (loads are idempotent). A PostgreSQL advisory lock on a session of its own covers
+    the warehouse, a file lock the Airflow home; the operating system and the server release both
+    if the process dies, so a killed run never leaves a stale lock.
+    """
+    import fcntl
+
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    lock_file = held.enter_context(open(airflow_home / "bw-run.lock", "w"))  # noqa: SIM115
+    conn = held.enter_context(db.connect(url, autocommit=True))
+    key = "select pg_{}advisory_lock(hashtext('betterwork.bw_run'))"
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        free = conn.execute(key.format("try_")).fetchone()[0]
+    except BlockingIOError:
+        free = False
+    if not free:
+        out.line("another bw run is using this warehouse or folder: waiting for it to end")
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        conn.execute(key.format(""))
 
 
 def _log_to(log_path: Path, verbose: bool) -> None:
@@ -111,7 +140,7 @@ def _log_to(log_path: Path, verbose: bool) -> None:
     root.setLevel(logging.INFO)
 
 
-def _run(args, cfg, out, log_file, log_path: Path, started: float, started_wall: float) -> int:
+def _run(args, cfg, out, log_file, log_path: Path, started, started_wall, held: contextlib.ExitStack) -> int:
     from include import console as con
     from include import transform
 
@@ -120,6 +149,7 @@ def _run(args, cfg, out, log_file, log_path: Path, started: float, started_wall:
     )
     with out.step("warehouse") as step:
         wh, env = _prepare()
+        _one_run_at_a_time(wh.url, Path(env["AIRFLOW_HOME"]), out, held)
         transform.ensure_transform_runs(wh.url)
         since = con.db_now(wh.url)
         step["note"] = f"{wh.kind}, database {db.parts(wh.url).get('dbname', '?')}"
