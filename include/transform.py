@@ -271,6 +271,17 @@ class Decision:
     reason: str
 
 
+def built_by_this_project(warehouse_url: str) -> bool:
+    """Whether the last successful build of this warehouse was made by the current dbt project."""
+    ensure_transform_runs(warehouse_url)
+    with db.connect(warehouse_url) as conn:
+        last = conn.execute(
+            "select project_hash from audit.transform_runs where status = 'success' "
+            "order by run_id desc limit 1"
+        ).fetchone()
+    return last is not None and last[0] == project_hash()
+
+
 def needs_transform(warehouse_url: str, full_refresh: bool = False) -> Decision:
     """Build when asked to (full refresh), when no build ever succeeded, when a batch loaded rows
     after the inputs of the last successful build were taken, or when the dbt project changed.
@@ -500,6 +511,11 @@ def dbt_build_operator_class():
 
             url = connections.warehouse_url()
             full_refresh = str(self.full_refresh).strip().lower() in ("true", "1", "yes")
+            if not full_refresh and not built_by_this_project(url):
+                # Incremental models made by other code (an upgrade, an edited model) would keep
+                # rows of the old logic or lack new columns: rebuild them whole, here as on the
+                # team server.
+                full_refresh = self.full_refresh = True
             run_id = start_transform_run(url, context.get("run_id"), full_refresh)
             try:
                 super().execute(context, **kwargs)
