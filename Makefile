@@ -13,12 +13,12 @@ SCALE ?= 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint unit stop airflow demo-data bench-load bench-run bench-scale docs env clean help site
+.PHONY: run test test-system lint stop airflow demo-data bench-load bench-run bench-scale env clean help site
 .DEFAULT_GOAL := help
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# //'
-	@echo "Also: make stop | airflow | demo-data SCALE=n | bench-load | bench-run | docs | lint | site | clean"
+	@echo "Also: make stop | airflow | site | demo-data SCALE=n | test-system | bench-load | bench-run | bench-scale | lint | clean"
 
 # uv, bootstrapped into a small virtualenv of its own, then the project environment from uv.lock.
 $(UV):
@@ -36,6 +36,11 @@ run: env
 
 test: env lint
 	$(BIN)/pytest
+
+# Whole-system tests that take minutes each (the real scheduler in both executor modes, alerts, a
+# killed run then two concurrent runs): pytest's `system` marker, left out of `make test`.
+test-system: env
+	$(BIN)/pytest -m system
 
 lint: env
 	$(BIN)/ruff check .

@@ -23,9 +23,13 @@ from include import airflow_env, airflow_server, alerts, db
 from include.config import settings
 from tests.integration.test_load_exports import export_rows, write_export
 
+# Minutes of real Airflow per test: run by `make test-system`, not by `make test` (README, Tests).
+pytestmark = pytest.mark.system
+
 RUN_DAG = """
 import sys
 from airflow.utils.cli import get_bagged_dag
+
 dag = get_bagged_dag(bundle_names=None, dag_id=sys.argv[1])
 for task in dag.tasks:
     task.retries = 0  # a planted failure fails at once (retries are not what is tested here)

@@ -125,6 +125,7 @@ def _raw_counts(url: str) -> dict[str, int]:
     return {t: q(url, f"select count(*) from raw.{t}")[0][0] for t in RAW_TABLES}
 
 
+@pytest.mark.system  # four whole `bw run`s: `make test-system`
 def test_a_run_killed_during_dbt_then_two_concurrent_runs_equal_one_clean_run(pg_server_url, tmp_path):
     """``bw run`` SIGKILLed (its whole process group) while dbt builds; then two ``bw run`` at once
     on the same warehouse and Airflow home. Both end; raw holds what one clean run loads."""
