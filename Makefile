@@ -26,7 +26,8 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON)
+	@echo "Creating the environment (.venv) from uv.lock"
+	$(UV) sync --frozen --quiet --python $(PYTHON)
 	@touch $@
 
 env: $(VENV)/.synced
