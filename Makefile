@@ -38,8 +38,8 @@ run: env
 test: env lint
 	$(BIN)/pytest
 
-# Whole-system tests that take minutes each (the real scheduler in both executor modes, alerts, a
-# killed run then two concurrent runs): pytest's `system` marker, left out of `make test`.
+# Whole-system tests that take minutes each (alerts through real DAG runs, a killed run then two
+# concurrent runs): pytest's `system` marker, left out of `make test`.
 test-system: env
 	$(BIN)/pytest -m system
 

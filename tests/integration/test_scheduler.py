@@ -29,9 +29,6 @@ import pytest
 from include import airflow_env, airflow_server, db
 from include.config import settings
 
-# Minutes of real Airflow per test: run by `make test-system`, not by `make test` (README, Tests).
-pytestmark = pytest.mark.system
-
 PIPELINE = ("extract_assessments", "transform", "research_release")
 KEY = "scheduler-test-key-0123456789abcdef0123456789"
 DONE = {"success", "failed"}
