@@ -35,10 +35,12 @@ load.load_case_management_table(sys.argv[1], sys.argv[2], "training_participants
 PHASES = {
     "copy": "select tuples_processed > 0 from pg_stat_progress_copy p "
     "join pg_database d on d.oid = p.datid where d.datname = current_database()",
+    # a validation query reads the staged batch (stage.batch_N); the loader's own bookkeeping
+    # (`select batch_id from audit.load_batches`) must not count, it runs before the batch exists
     "validation": "select true from pg_stat_activity where datname = current_database() "
-    "and state = 'active' and pid <> pg_backend_pid() and query ilike '%%batch\\_%%' "
-    "and query not ilike 'copy%%' and query not ilike 'delete%%' and query not ilike 'insert%%' "
-    "and query not ilike 'create%%'",
+    "and state = 'active' and pid <> pg_backend_pid() and query ~* 'stage\\W*\\.\\W*batch_[0-9]+\\M' "
+    "and query !~* '^\\s*(copy|delete|insert|create|drop|alter)' "
+    "and exists (select 1 from audit.load_batches where status = 'staging')",
     "publish": "select true from pg_stat_activity where datname = current_database() "
     "and state = 'active' and query ilike 'insert into raw.cm\\_training\\_participants%%'",
 }
