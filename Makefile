@@ -35,8 +35,11 @@ env: $(VENV)/.synced
 run: env
 	$(BIN)/bw run
 
+# Two pytest-xdist workers (TEST_WORKERS=0 for one process); tests/conftest.py groups the tests so
+# that each module's pipeline run, and the session's shared demo run, happen once.
+TEST_WORKERS ?= 2
 test: env lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Whole-system tests that take minutes each (alerts through real DAG runs, a killed run then two
 # concurrent runs): pytest's `system` marker, left out of `make test`.

@@ -220,3 +220,125 @@
     where suppression is not null
     on conflict do nothing
 {%- endmacro %}
+
+
+{#- Suppression of a table of period figures (research.programme_kpis and its dialogue columns):
+    one cell per measure × period, built from the factories in `contributors` (measure, period,
+    factory_id as text; a row per contributing record). A cell of 1 … k-1 factories is 'primary';
+    a cell suppressed by an earlier build with the same population is 'stable' (the register, as
+    for training cells). Additive measures (`measures`.is_additive) of the years add up to period
+    'all': where years are suppressed and `all` is published, further years (fewest factories
+    first) are 'complementary' until the suppressed years together cover at least k factories, or
+    else `all` is. Returns measure, period, cell, population, factories and suppression. -#}
+{% macro research_period_suppression(table_name, contributors, measures, periods) -%}
+    {%- set k = research_k() -%}
+    with cells as (
+        select
+            m.measure,
+            m.is_additive,
+            p.period,
+            m.measure || '|' || p.period as cell,
+            count(distinct c.factory_id) as factories,
+            {{ research_population('c.factory_id::text') }} as population
+        from {{ measures }} as m
+        cross join {{ periods }} as p
+        left join {{ contributors }} as c
+            on m.measure = c.measure and p.period = c.period
+        group by m.measure, m.is_additive, p.period
+    ),
+
+    judged as (
+        select
+            cells.*,
+            cells.factories between 1 and {{ k }} - 1 as is_small,
+            {{ research_registered(table_name, 'cells.cell', 'cells.population') }} as is_kept
+        from cells
+    ),
+
+    marked as (
+        select
+            judged.*,
+            judged.is_small or judged.is_kept as is_withheld
+        from judged
+    ),
+
+    -- additive measures with a withheld year while their `all` is published
+    exposed as (
+        select years.measure
+        from marked as years
+        inner join marked as total
+            on years.measure = total.measure and total.period = 'all'
+        where years.is_additive and years.period <> 'all' and not total.is_withheld
+        group by years.measure
+        having bool_or(years.is_withheld)
+    ),
+
+    candidates as (
+        select
+            marked.measure,
+            marked.period,
+            row_number() over (partition by marked.measure order by marked.factories, marked.period) as pick
+        from marked
+        inner join exposed on marked.measure = exposed.measure
+        where marked.period <> 'all' and not marked.is_withheld and marked.factories > 0
+    ),
+
+    steps as (
+        select
+            measure,
+            0 as step
+        from exposed
+        union all
+        select
+            measure,
+            pick
+        from candidates
+    ),
+
+    step_coverage as (
+        select
+            steps.measure,
+            steps.step,
+            count(distinct c.factory_id) as factories
+        from steps
+        inner join {{ contributors }} as c
+            on steps.measure = c.measure
+        where
+            c.period in (
+                select marked.period from marked
+                where marked.measure = steps.measure and marked.period <> 'all' and marked.is_withheld
+            )
+            or c.period in (
+                select candidates.period from candidates
+                where candidates.measure = steps.measure and candidates.pick <= steps.step
+            )
+        group by steps.measure, steps.step
+    ),
+
+    enough as (
+        select
+            measure,
+            min(step) as step
+        from step_coverage
+        where factories >= {{ k }}
+        group by measure
+    )
+
+    select
+        marked.measure,
+        marked.period,
+        marked.cell,
+        marked.population,
+        marked.factories,
+        case
+            when marked.is_small then 'primary'
+            when marked.is_kept then 'stable'
+            when candidates.pick <= enough.step then 'complementary'
+            when marked.period = 'all' and exposed.measure is not null and enough.measure is null
+                then 'complementary'
+        end as suppression
+    from marked
+    left join exposed on marked.measure = exposed.measure
+    left join enough on marked.measure = enough.measure
+    left join candidates on marked.measure = candidates.measure and marked.period = candidates.period
+{%- endmacro %}

@@ -8,15 +8,13 @@ is not for a local file is aborted and recorded, so a page that would reach anot
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from include import db
+from tests.conftest import assert_demo_run_succeeded
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -43,36 +41,12 @@ def chromium_path() -> Path:
 
 
 @pytest.fixture(scope="module")
-def built_site(tmp_path_factory, pg_server_url):
-    """``bw run`` (the whole pipeline, publish_site included) on the scale-1 demo, in throwaway
-    databases and folders; yields the warehouse URL and the site and docs folders."""
-    suffix = uuid.uuid4().hex[:8]
-    warehouse_url = db.with_database(pg_server_url, f"bwtest_site_wh_{suffix}")
-    ops_url = db.with_database(pg_server_url, f"bwtest_site_ops_{suffix}")
-    work = tmp_path_factory.mktemp("site")
-    env = {
-        **os.environ,
-        "WAREHOUSE_URL": warehouse_url,
-        "OPS_DATABASE_URL": ops_url,
-        "LANDING_DIR": str(work / "landing"),
-        "AIRFLOW_HOME": str(work / "airflow"),
-        "RELEASE_DIR": str(work / "releases"),
-        "DOCS_DIR": str(work / "docs"),
-        "SITE_DIR": str(work / "site"),
-        "LOG_DIR": str(work / "logs"),
-        "PSEUDONYM_KEY": "site-test-key-not-secret-0123456789abcdef",
-        "DEMO": "1",
-        "SCALE": "1",
-    }
-    bw = Path(sys.executable).with_name("bw")
-    try:
-        run = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1800)
-        logs = "".join(p.read_text()[-6000:] for p in (work / "logs").glob("*.log"))
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + logs
-        yield {"url": warehouse_url, "site": work / "site", "docs": work / "docs", "env": env}
-    finally:
-        db.drop_database(warehouse_url)
-        db.drop_database(ops_url)
+def built_site(demo_run):
+    """The session's ``bw run`` on the scale-1 demo (tests/conftest.py: the whole pipeline,
+    publish_site included); yields the warehouse URL and the site and docs folders."""
+    assert_demo_run_succeeded(demo_run)
+    work = demo_run["work"]
+    return {"url": demo_run["url"], "site": work / "site", "docs": work / "docs", "env": demo_run["env"]}
 
 
 @pytest.fixture(scope="module")

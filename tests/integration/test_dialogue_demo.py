@@ -11,43 +11,18 @@ PICCs closing the gap; points whose item was completed found compliant more ofte
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
 from include import db
+from tests.conftest import assert_demo_run_succeeded
 
 
 @pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory, pg_server_url):
-    suffix = uuid.uuid4().hex[:8]
-    warehouse_url = db.with_database(pg_server_url, f"bwtest_dialogue_wh_{suffix}")
-    ops_url = db.with_database(pg_server_url, f"bwtest_dialogue_ops_{suffix}")
-    work = tmp_path_factory.mktemp("dialogue")
-    env = {
-        **os.environ,
-        "WAREHOUSE_URL": warehouse_url,
-        "OPS_DATABASE_URL": ops_url,
-        "LANDING_DIR": str(work / "landing"),
-        "AIRFLOW_HOME": str(work / "airflow"),
-        "RELEASE_DIR": str(work / "releases"),
-        "DOCS_DIR": str(work / "docs"),
-        "PSEUDONYM_KEY": "dialogue-test-key-not-secret-0123456789abcdef",
-        "DEMO": "1",
-        "SCALE": "1",
-    }
-    try:
-        bw = Path(sys.executable).with_name("bw")
-        run = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-        yield warehouse_url, work
-    finally:
-        db.drop_database(warehouse_url)
-        db.drop_database(ops_url)
+def demo_warehouse(demo_run):
+    """The session's scale-1 demo run (tests/conftest.py): its warehouse URL and work folder."""
+    assert_demo_run_succeeded(demo_run)
+    return demo_run["url"], demo_run["work"]
 
 
 def _all(url: str, query: str) -> list[tuple]:

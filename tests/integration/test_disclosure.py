@@ -181,7 +181,11 @@ def test_releases_comply_alone_and_in_pairs(built_warehouse, tmp_path):  # noqa:
 def test_a_cell_suppressed_once_stays_suppressed_while_its_population_is_unchanged(built_warehouse):  # noqa: F811
     url = built_warehouse.url
     registered = rows(url, "select * from private.suppression_register", role=None)
-    assert registered and {r["table_name"] for r in registered} == {"training_participation"}
+    assert registered and {r["table_name"] for r in registered} <= {
+        "training_participation",
+        "programme_kpis",
+        "programme_dialogue_kpis",
+    }
     # a published cell, as if an earlier build had suppressed it with the same participations
     cell = rows(
         url,
@@ -217,6 +221,53 @@ def test_a_cell_suppressed_once_stays_suppressed_while_its_population_is_unchang
         url, f"select * from intermediate.research_training_cells where cell = '{cell['cell']}'", role=None
     )
     assert again[0]["suppression"] != "stable"
+
+
+def test_a_programme_figure_suppressed_once_stays_suppressed_and_protected(built_warehouse):  # noqa: F811
+    """The register holds for the period figures too: a year's figure suppressed by an earlier build
+    (e.g. as the complementary cell of another year) stays suppressed while its factories are the
+    same, and is then treated as withheld, so `all` minus the published years cannot give it back.
+    (research.programme_dialogue_kpis decides its cells with the same macro; this warehouse has too
+    few PICC factories for a published year.)"""
+    url = built_warehouse.url
+    table, cells = "programme_kpis", "research_programme_kpi_cells"
+    published = rows(
+        url,
+        f"select measure, period, cell, population, factories from intermediate.{cells}"
+        " where suppression is null and period <> 'all' and factories >= 1"
+        " order by factories desc, measure, period limit 1",
+        role=None,
+    )
+    assert published, f"no published year figure in {cells}"
+    cell = published[0]
+    with db.connect(url) as conn:
+        conn.execute(
+            "insert into private.suppression_register (table_name, cell, population, reason)"
+            " values (%s, %s, %s, 'complementary') on conflict do nothing",
+            (table, cell["cell"], cell["population"]),
+        )
+    built_warehouse.dbt("run", "--select", "path:models/research")
+    decided = {
+        (r["measure"], r["period"]): r for r in rows(url, f"select * from intermediate.{cells}", role=None)
+    }
+    assert decided[(cell["measure"], cell["period"])]["suppression"] == "stable"
+    # the measure's suppressed years together cover at least k factories, or `all` is suppressed
+    hidden_years = [
+        r for (m, p), r in decided.items() if m == cell["measure"] and p != "all" and r["suppression"]
+    ]
+    total = decided[(cell["measure"], "all")]
+    if total["suppression"] is None and len(hidden_years) == 1:
+        assert hidden_years[0]["factories"] >= K
+    row = rows(url, f"select * from research.{table} where period = '{cell['period']}'", role=None)
+    assert row and row[0]["is_suppressed"] and f"{cell['measure']}:stable" in row[0]["suppressed_cells"]
+    assert check_warehouse(built_warehouse) == []
+    with db.connect(url) as conn:  # leave the shared warehouse as it was
+        conn.execute(
+            "delete from private.suppression_register"
+            " where table_name = %s and cell = %s and population = %s",
+            (table, cell["cell"], cell["population"]),
+        )
+    built_warehouse.dbt("run", "--select", "path:models/research")
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ databases and folders. Real Airflow (``airflow dags test``), real GX, real dbt, 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -32,45 +31,23 @@ def _raw_counts(url: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, pg_server_url):
-    """Two consecutive runs of the whole pipeline; yields what they printed and left behind."""
-    import uuid
-
-    suffix = uuid.uuid4().hex[:8]
-    warehouse_url = db.with_database(pg_server_url, f"bwtest_e2e_wh_{suffix}")
-    ops_url = db.with_database(pg_server_url, f"bwtest_e2e_ops_{suffix}")
-    work = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "WAREHOUSE_URL": warehouse_url,
-        "OPS_DATABASE_URL": ops_url,
-        "LANDING_DIR": str(work / "landing"),
-        "AIRFLOW_HOME": str(work / "airflow"),
-        "RELEASE_DIR": str(work / "releases"),
-        "DOCS_DIR": str(work / "docs"),
-        "SITE_DIR": str(work / "site"),
-        "LOG_DIR": str(work / "logs"),
-        "PSEUDONYM_KEY": "e2e-test-key-not-secret-0123456789abcdef",
-        "DEMO": "1",
-        "SCALE": "1",
+def pipeline(demo_run):
+    """The session's demo run (tests/conftest.py), then a second run on the same warehouse and
+    folders; yields what they printed and left behind."""
+    first = demo_run["proc"]
+    url = demo_run["url"]
+    counts_after_first = _raw_counts(url) if first.returncode == 0 else {}
+    batches_after_first = _max_batch(url) if first.returncode == 0 else 0
+    second = _run_pipeline(demo_run["env"]) if first.returncode == 0 else None
+    return {
+        "env": demo_run["env"],
+        "url": url,
+        "first": first,
+        "second": second,
+        "counts_after_first": counts_after_first,
+        "batches_after_first": batches_after_first,
+        "work": demo_run["work"],
     }
-    try:
-        first = _run_pipeline(env)
-        counts_after_first = _raw_counts(warehouse_url) if first.returncode == 0 else {}
-        batches_after_first = _max_batch(warehouse_url) if first.returncode == 0 else 0
-        second = _run_pipeline(env) if first.returncode == 0 else None
-        yield {
-            "env": env,
-            "url": warehouse_url,
-            "first": first,
-            "second": second,
-            "counts_after_first": counts_after_first,
-            "batches_after_first": batches_after_first,
-            "work": work,
-        }
-    finally:
-        db.drop_database(warehouse_url)
-        db.drop_database(ops_url)
 
 
 def test_first_run_succeeds_and_says_how_to_query(pipeline):
