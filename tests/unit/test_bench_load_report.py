@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.bench_load import _median, report
+from benchmarks.load import _median, report
 
 
 def _run(rows: int, seconds: float, peak: float = 100.0, **steps: float) -> dict:
