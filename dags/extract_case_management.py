@@ -1,7 +1,7 @@
 """
 ### Extract case management
 
-Every hour, extracts the case-management tables (data contract §2) incrementally on `updated_at`
+Every hour, extracts the case-management tables (docs/SOURCES.md) incrementally on `updated_at`
 (deletions arrive as rows with `deleted_at` set), one task per table. Each task stages the changed
 rows with `COPY`, validates them with `expectations/cm_<table>.json` and publishes them to
 `raw.cm_<table>` in one transaction that also moves the table's watermark (`audit.watermarks`).
