@@ -7,6 +7,7 @@
   not hold.
 - A path written as ``docs/…``, ``include/…``, ``dags/…`` (any top-level folder of the repository)
   exists: a file moved or renamed leaves no stale mention behind.
+- docs/INTERNALS.md maps every Python module of ``include/``, ``dags/`` and ``benchmarks/``.
 - DAG files (their docstring is the ``doc_md`` the Airflow UI shows), Markdown, the dbt project and
   the expectation suites cite no numbered section of a document (``§2``, ``section 2``): the rules
   they rely on are written in this repository's own docs.
@@ -190,6 +191,19 @@ def test_no_reference_outside_the_repository(path):
 @pytest.mark.parametrize("path", PROSE, ids=_rel)
 def test_docs_cite_no_section_of_another_document(path):
     assert section_citations(path) == []
+
+
+def test_the_module_map_is_complete():
+    """Every module of include/, dags/ and benchmarks/ has its row in docs/INTERNALS.md."""
+    internals = _text(ROOT / "docs" / "INTERNALS.md")
+    modules = sorted(
+        _rel(p)
+        for folder in ("include", "dags", "benchmarks")
+        for p in FILES
+        if p.suffix == ".py" and _rel(p).startswith(folder + "/")
+    )
+    assert len(modules) > 30
+    assert [m for m in modules if f"| `{m}` |" not in internals] == []
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
