@@ -7,6 +7,8 @@
   not hold.
 - A path written as ``docs/…``, ``include/…``, ``dags/…`` (any top-level folder of the repository)
   exists: a file moved or renamed leaves no stale mention behind.
+- Every ``make <target>`` and ``bw <command>`` the docs name exists, and ``make help`` advertises
+  only targets the Makefile has.
 - docs/INTERNALS.md maps every Python module of ``include/``, ``dags/`` and ``benchmarks/``.
 - DAG files (their docstring is the ``doc_md`` the Airflow UI shows), Markdown, the dbt project and
   the expectation suites cite no numbered section of a document (``§2``, ``section 2``): the rules
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import unicodedata
 from pathlib import Path
 
@@ -204,6 +207,45 @@ def test_the_module_map_is_complete():
     )
     assert len(modules) > 30
     assert [m for m in modules if f"| `{m}` |" not in internals] == []
+
+
+def _make_targets() -> set[str]:
+    return set(re.findall(r"^([A-Za-z][\w-]*)\s*:(?!=)", _text(ROOT / "Makefile"), re.M))
+
+
+def test_make_help_advertises_only_targets_that_exist():
+    shown = subprocess.run(
+        ["make", "--no-print-directory", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    advertised = set()
+    for line in shown.splitlines():
+        line = line.strip()
+        if line.startswith("make "):
+            advertised.add(line.split()[1])
+        elif line.startswith("Also:"):
+            advertised |= {
+                item.split()[-1] if "make" in item else item.split()[0] for item in line[5:].split("|")
+            }
+    assert {"run", "test", "bench-load", "lint"} <= advertised
+    assert advertised - _make_targets() == set()
+
+
+def test_docs_name_only_make_targets_and_bw_commands_that_exist():
+    commands = set(re.findall(r"add_parser\(\s*\"([\w-]+)\"", _text(ROOT / "include" / "cli.py")))
+    targets = _make_targets()
+    assert {"run", "airflow"} <= commands and {"run", "airflow"} <= targets
+    unknown = []
+    for path in PROSE:
+        text = _text(path)
+        unknown += [
+            f"{_rel(path)}: make {t}" for t in re.findall(r"`make ([a-z][\w-]*)", text) if t not in targets
+        ]
+        unknown += [
+            f"{_rel(path)}: bw {c}"
+            for c in re.findall(r"`(?:\.venv/bin/)?bw ([a-z][\w-]*)", text)
+            if c not in commands
+        ]
+    assert unknown == []
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
