@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# //'
-	@echo "Also: make stop | airflow | site | demo-data SCALE=n | test-system | bench-load | bench-run | bench-scale | lint | clean"
+	@echo "Also: make stop | airflow | site | demo-data SCALE=n | test-system | bench-load | bench-run | bench-scale | lint | env | clean"
 
 # uv, bootstrapped into a small virtualenv of its own, then the project environment from uv.lock.
 $(UV):
