@@ -1,4 +1,4 @@
-"""The figures ``make bench-load`` derives (and the README quotes) follow from the measured runs."""
+"""The figures ``make bench-load`` derives (and docs/LOADING.md quotes) follow from the measured runs."""
 
 from __future__ import annotations
 
