@@ -11,8 +11,9 @@
   only targets the Makefile has.
 - docs/INTERNALS.md maps every Python module of ``include/``, ``dags/`` and ``benchmarks/``.
 - DAG files (their docstring is the ``doc_md`` the Airflow UI shows), Markdown, the dbt project and
-  the expectation suites cite no numbered section of a document (``§2``, ``section 2``): the rules
-  they rely on are written in this repository's own docs.
+  the expectation suites write no relative path (``../…``) that leads out of the repository, and
+  cite no numbered section of a document (``§2``, ``section 2``): the rules they rely on are written
+  in this repository's own docs.
 """
 
 from __future__ import annotations
@@ -169,6 +170,19 @@ def outside_references(path: Path) -> list[str]:
     return problems
 
 
+CLIMB = re.compile(r"(?<![\w./])((?:\.\./)+)")
+
+
+def climbs_out(path: Path, root: Path = ROOT) -> list[str]:
+    """Relative paths (``../…``) in a doc that lead out of the repository from where the doc is."""
+    problems = []
+    for m in CLIMB.finditer(_text(path)):
+        target = (path.parent / m.group(1)).resolve()
+        if target != root and root not in target.parents:
+            problems.append(f"{m.group(1)}: climbs out of the repository from {path.name}")
+    return problems
+
+
 def section_citations(path: Path) -> list[str]:
     """Numbered sections of a document the repository does not hold (``contract §2``)."""
     return [f"{m.group(0)!r}" for m in SECTION.finditer(_text(path))]
@@ -194,6 +208,11 @@ def test_no_reference_outside_the_repository(path):
 @pytest.mark.parametrize("path", PROSE, ids=_rel)
 def test_docs_cite_no_section_of_another_document(path):
     assert section_citations(path) == []
+
+
+@pytest.mark.parametrize("path", PROSE, ids=_rel)
+def test_no_doc_path_climbs_out_of_the_repository(path):
+    assert climbs_out(path) == []
 
 
 def test_the_module_map_is_complete():
@@ -275,5 +294,7 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     planted.write_text("Rules: ../shared/x, DATA" + "_CONTRACT.md, include/bench_load.py; docs/SOURCES.md.")
     found = outside_references(planted)
     assert len(found) == 3 and "include/bench_load.py" in found[2], found
+    planted.write_text("See ../../design/rules.md, and ../SOURCES.md.")
+    assert [p.split(":")[0] for p in climbs_out(planted, root=repo)] == ["../../"]
     planted.write_text("As the contract says (\u00a7" + "3), and in section 4.")
     assert len(section_citations(planted)) == 2
