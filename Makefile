@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# //'
-	@echo "Also: make stop | airflow | site | demo-data SCALE=n | test-system | bench-load | bench-run | bench-scale | lint | clean"
+	@echo "Also: make stop | airflow | site | demo-data SCALE=n | test-system | bench-load | bench-run | bench-scale | lint | env | clean"
 
 # uv, bootstrapped into a small virtualenv of its own, then the project environment from uv.lock.
 $(UV):
@@ -62,17 +62,19 @@ airflow: env
 demo-data: env
 	SCALE=$(SCALE) $(BIN)/bw demo-data
 
+# The export loader against a bare COPY and DataFrame.to_sql (options: BENCH_ARGS="--scale 100 --only loader_all").
+BENCH_ARGS ?=
 bench-load: env
-	$(BIN)/bw bench-load
+	$(BIN)/python -m benchmarks.load $(BENCH_ARGS)
 
 # Wall time of a warm `make run` (environment, warehouse and sources already in place).
 bench-run: env
-	$(BIN)/python -m include.bench_run
+	$(BIN)/python -m benchmarks.run
 
 # The whole pipeline at several demo scales, fresh warehouse each; table in docs/BENCHMARKS.md.
 SCALES ?= 1,10,100
 bench-scale: env
-	$(BIN)/python -m include.bench_scale --scales $(SCALES) --write docs/BENCHMARKS.md
+	$(BIN)/python -m benchmarks.scale --scales $(SCALES) --write docs/BENCHMARKS.md
 
 # Serve the static site (SITE_DIR, default data/site/) on 127.0.0.1:8000 for a look; built if missing.
 site: env

@@ -11,7 +11,8 @@ transaction (records that cannot be parsed go to `quarantine.rejected_rows`, the
 held). Anything that goes wrong with one file rejects that file only. The task fails without retry
 (`AirflowFailException`), after loading every good file, if a file was rejected, a batch
 quarantined or an assessment held; the first line of the error names them. See
-`audit.load_batches`, `quarantine.rejected_rows` and `audit.validation_results`.
+`audit.load_batches`, `quarantine.rejected_rows` and `audit.validation_results`; a batch's life
+(stage, validate, publish, crash recovery) is described in docs/LOADING.md.
 
 Produces the asset `raw.assessment_export_rows`, which triggers the transform DAG: an event only
 when rows were loaded (emitted through an asset alias), so a run with no new file triggers nothing.

@@ -1,7 +1,7 @@
 """
 ### Extract case management
 
-Every hour, extracts the case-management tables (data contract §2) incrementally on `updated_at`
+Every hour, extracts the case-management tables (docs/SOURCES.md) incrementally on `updated_at`
 (deletions arrive as rows with `deleted_at` set), one task per table. Each task stages the changed
 rows with `COPY`, validates them with `expectations/cm_<table>.json` and publishes them to
 `raw.cm_<table>` in one transaction that also moves the table's watermark (`audit.watermarks`).
@@ -10,7 +10,8 @@ row alone and the rest loads. A task fails, without retry, if a rule about its b
 failed (its columns, key uniqueness: the batch is held, the watermark stays) or its table cannot be
 read as the contract says (a column dropped or renamed); the other tables load regardless.
 Tables that others refer to (factories, brands, courses, sessions) are loaded first, so that the
-reference checks (warnings) see them.
+reference checks (warnings) see them. A batch's life (stage, validate, publish, crash recovery)
+is described in docs/LOADING.md.
 
 Produces the assets `raw.cm_<table>`, which trigger the transform DAG: an event only when the
 task loaded rows (emitted through an asset alias), so a run with nothing new triggers nothing.

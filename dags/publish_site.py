@@ -11,8 +11,10 @@ from disk with no server and no request to any other host:
 - `public/`, the transparency page: only `public_reporting.factory_public_summary` and
   `factory_public_findings`.
 
-It also points the Great Expectations Data Docs at vendored copies of their CDN assets. Code:
-`include/site/builder.py`; `make site` serves the folder on 127.0.0.1.
+The new site replaces the old one whole at the end, so a reader never sees half of each. The
+task also makes the other two static sites work offline: the Great Expectations Data Docs are
+pointed at vendored copies of their CDN assets, and the dbt docs lose the errors of their
+`file://` loading. Code: `include/site/builder.py`; `make site` serves the folder on 127.0.0.1.
 """
 
 from __future__ import annotations

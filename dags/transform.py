@@ -1,7 +1,10 @@
-"""Transform: build the warehouse's staging, intermediate and mart models with dbt.
+"""
+### transform
 
-Runs whenever an extraction DAG has loaded rows into a raw table (any of the raw Assets; an
-extraction that loaded nothing emits no Asset event). Three tasks:
+Builds everything downstream of `raw` with dbt: staging, intermediate, the `marts` (staff and BI),
+`research` (pseudonymised and suppressed, for academic partners) and `public_reporting` (the
+transparency page). Runs whenever an extraction DAG has loaded rows into a raw table (any of the
+raw Assets; an extraction that loaded nothing emits no Asset event). Three tasks:
 
 1. `dbt_build`: **one `dbt build`** of `dbt_project/` (seeds, models, snapshot and every test,
    unit tests included) in a single astronomer-cosmos task (`DbtBuildLocalOperator`, dbt
@@ -13,9 +16,12 @@ extraction that loaded nothing emits no Asset event). Three tasks:
    with the conf `{"full_refresh": true}` (what `bw run --full-refresh` passes) rebuilds
    incremental models from scratch.
 2. `marts_built`: runs only if the build passed; updates the `marts` Asset, which starts
-   `research_release`. A failed build therefore publishes nothing: no Asset event, no release.
+   `research_release` and `publish_site`. A failed build therefore publishes nothing: no Asset
+   event, no release, no new site.
 3. `dbt_docs`: runs only if the build passed; regenerates the static dbt docs site
    (`DOCS_DIR/dbt/index.html`) only when the dbt project or the warehouse's schema changed.
+
+Models, tests and how the build is run: docs/TRANSFORM.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ bw stop         stop the embedded PostgreSQL, if the project started one
 bw demo-data    write the demo sources at SCALE (default 1)
 bw airflow      Airflow as on the team server (EXECUTOR=local|celery), stopped with Ctrl-C
 bw warehouse    print which warehouse the pipeline would use and how to reach it
-bw bench-load   loader benchmark (bare COPY and pandas.to_sql for comparison)
 bw rotate-key   make the configured pseudonym key the warehouse's (changes every pseudonym)
 bw site         serve the static site (SITE_DIR) on 127.0.0.1 for a look (--build: rebuild it first)
 """
@@ -287,12 +286,6 @@ def cmd_airflow(_args: argparse.Namespace) -> int:
         print("Airflow stopped.")
 
 
-def cmd_bench_load(args: argparse.Namespace) -> int:
-    from include import bench_load
-
-    return bench_load.main(args.bench_args) or 0
-
-
 def cmd_rotate_key(args: argparse.Namespace) -> int:
     """Deliberately change the pseudonym key: every pseudonym changes at the next build."""
     wh = warehouse.resolve()
@@ -347,9 +340,6 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("airflow", help="Airflow as on the team server, on 127.0.0.1").set_defaults(
         func=cmd_airflow
     )
-    sub.add_parser("bench-load", help="loader benchmark (its own options: --scale N, --only …)").set_defaults(
-        func=cmd_bench_load
-    )
     rotate = sub.add_parser("rotate-key", help="install the configured pseudonym key (new pseudonyms)")
     rotate.add_argument("--generate", action="store_true", help="write a new key file if none exists")
     rotate.set_defaults(func=cmd_rotate_key)
@@ -357,11 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     site_parser.add_argument("--port", type=int, default=8000)
     site_parser.add_argument("--build", action="store_true", help="rebuild the site from the warehouse first")
     site_parser.set_defaults(func=cmd_site)
-    # bench-load passes its options on to include.bench_load; every other command takes none.
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "bench-load":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.bench_args = extra
+    args = parser.parse_args(argv)
     return args.func(args)
 
 

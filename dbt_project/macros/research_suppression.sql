@@ -1,4 +1,4 @@
-{#- Disclosure control for the research schema (data contract §4; docs/ACCESS.md explains it).
+{#- Disclosure control for the research schema (docs/ACCESS.md states the rules).
 
     research_k()                    the threshold k: dbt var `suppression_k`, else the environment's
                                     SUPPRESSION_K (include/config.py), else 5.

@@ -1,4 +1,4 @@
-"""Assessment export files (data contract §1), streamed row by row into ``assessments/``.
+"""Assessment export files (docs/SOURCES.md), streamed row by row into ``assessments/``.
 
 One export per half-year holds the assessments that started in it (CSV, UTF-8 with a BOM, CRLF
 line ends; the second half of 2022 as XLSX), then a corrections export repeats about 5% of the

@@ -1,4 +1,4 @@
-"""The case-management database (data contract §2): tables created and filled with ``COPY``.
+"""The case-management database (docs/SOURCES.md): tables created and filled with ``COPY``.
 
 Rows are generated as they are copied, block by block, so memory stays bounded by one block of
 sessions and the per-factory lists of people (packed integers). Per block (scale 1): 1,200 advisory

@@ -1,4 +1,4 @@
-"""Improvement plans and PICC meetings of the demo programme (case-management tables of contract §2).
+"""Improvement plans and PICC meetings of the demo programme (case-management tables, docs/SOURCES.md).
 
 An **improvement item** is raised after each counted assessment for every compliance point found
 non-compliant. Its fate (completed on time, completed late, still open) is a pure function of the

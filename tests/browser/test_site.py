@@ -2,7 +2,7 @@
 scale-1 demo: every page loads with no console error and no request to another host; every figure
 of the KPI and non-compliance pages equals its mart cell; the panel selector changes the chart; the
 public page lists exactly the factories of ``public_reporting.factory_public_summary``.
-Screenshots of each page go to docs/img/ (shown in the README).
+Screenshots of each page go to docs/img/ (shown in docs/SITE.md).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from include import airflow_env, airflow_server, alerts, db
 from include.config import settings
 from tests.integration.test_load_exports import export_rows, write_export
 
-# Minutes of real Airflow per test: run by `make test-system`, not by `make test` (README, Tests).
+# Minutes of real Airflow per test: run by `make test-system`, not by `make test` (docs/TESTING.md).
 pytestmark = pytest.mark.system
 
 RUN_DAG = """

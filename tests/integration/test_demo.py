@@ -1,7 +1,7 @@
 """The scale-1 demo sources hold Better Work Pakistan's 2025 figures and the sources' quirks.
 
 Every figure is counted from what was written (export files read back, tables queried) with the
-data contract's rules (§3), never from the generator's own variables.
+counting rules of docs/MARTS.md, never from the generator's own variables.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_programme_calendar_is_2022_to_2025(demo):
     assert years == {2022, 2023, 2024, 2025}
 
 
-# Contract §2, every table and its columns (the generator may add created_at).
+# docs/SOURCES.md: every case-management table and its columns (the generator may add created_at).
 CONTRACT_TABLES = {
     "factories": "factory_id name os_id address city province sector enrolled_on exited_on exit_reason"
     " workers_total workers_female updated_at deleted_at",
@@ -215,7 +215,7 @@ def test_noncompliance_is_high_in_osh_working_time_compensation_and_falls_by_cyc
 
 
 def test_compliance_point_noncompliance_falls_with_each_cycle(export_rows):
-    """Mean share of assessed factories non-compliant per compliance point, cycle 1 > 2 > 3 (contract §3)."""
+    """Mean share of assessed factories non-compliant per compliance point, cycle 1 > 2 > 3 (MARTS.md)."""
     chosen = {quest for _, quest in _counted_assessments(export_rows).values()}
     latest = {}
     for _, row in export_rows:

@@ -1,8 +1,8 @@
-"""The figures ``make bench-load`` derives (and the README quotes) follow from the measured runs."""
+"""The figures ``make bench-load`` derives (and docs/LOADING.md quotes) follow from the measured runs."""
 
 from __future__ import annotations
 
-from include.bench_load import _median, report
+from benchmarks.load import _median, report
 
 
 def _run(rows: int, seconds: float, peak: float = 100.0, **steps: float) -> dict:

@@ -1,8 +1,8 @@
-"""include.bench_plans: which nested loops count as quadratic."""
+"""benchmarks.plans: which nested loops count as quadratic."""
 
 from __future__ import annotations
 
-from include.bench_plans import large_nested_loops
+from benchmarks.plans import large_nested_loops
 
 
 def _scan(kind: str, rows: int) -> dict:

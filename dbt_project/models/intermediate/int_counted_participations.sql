@@ -1,4 +1,4 @@
--- Participations that count (contract §3): not deleted, attended, in a session that exists and
+-- Participations that count (docs/MARTS.md): not deleted, attended, in a session that exists and
 -- is not deleted. Dated by the session's start.
 with
 

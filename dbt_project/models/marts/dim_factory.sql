@@ -2,7 +2,7 @@
 -- (in_registry false, name from the export) and, as unknown members, those only named by a
 -- case-management row whose factory is not in the registry (an orphan visit, session, participant,
 -- PICC meeting or improvement item: in_registry false, every attribute null). So every fact's
--- factory_id resolves and orphan rows stay in the facts (warned in staging, data contract §2).
+-- factory_id resolves and orphan rows stay in the facts (warned in staging, docs/MARTS.md).
 with
 
 registry as (

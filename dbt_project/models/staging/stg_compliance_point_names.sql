@@ -1,5 +1,5 @@
 -- Every spelling that names a compliance point (canonical names and aliases), normalised the way
--- export values are, mapped to the canonical point and its cluster (contract §1 catalogue).
+-- export values are, mapped to the canonical point and its cluster (the catalogue of docs/SOURCES.md).
 with
 
 catalogue as (

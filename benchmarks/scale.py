@@ -1,6 +1,6 @@
 """``make bench-scale``: the whole pipeline at several demo scales, from a fresh warehouse each.
 
-    python -m include.bench_scale --scales 1,10,100 [--write docs/BENCHMARKS.md]
+    python -m benchmarks.scale --scales 1,10,100 [--write docs/BENCHMARKS.md]
 
 Per scale: new warehouse and case-management databases (``bw_bench_s<n>``, ``bw_bench_s<n>_ops``)
 on a PostgreSQL 15 cluster of the bench's own (started in a temporary folder on ``--port``, so
@@ -13,7 +13,7 @@ then
 3. the re-run with nothing new (``bw run`` again),
 4. ``dbt build --full-refresh`` on its own, for dbt's per-node timings (``run_results.json``):
    the ten slowest nodes are reported, and every model's plan is checked for nested loops over two
-   large inputs (``include/bench_plans.py``).
+   large inputs (``benchmarks/plans.py``).
 
 Peak memory: the largest resident set of any single process of each stage's process tree (polled
 every 0.2 s with psutil), and the largest sum over the tree. Results go to stdout as markdown and,
@@ -41,8 +41,9 @@ from pathlib import Path
 
 import psutil
 
-from include import bench_plans, db, warehouse
-from include.benchmark import machine
+from benchmarks import plans
+from benchmarks.machine import machine
+from include import db, warehouse
 
 BW = str(Path(sys.executable).with_name("bw"))
 DAG_LINE = re.compile(r"DAG (\w+): (\S+) in ([0-9.]+) s")
@@ -186,7 +187,7 @@ def run_scale(scale: int, server_url: str, workdir: Path) -> ScaleResult:
         key=lambda pair: -pair[1],
     )
     result.slowest_nodes = timed[:10]
-    result.plan_findings = bench_plans.check(wh_url, target)
+    result.plan_findings = plans.check(wh_url, target)
     return result
 
 
@@ -247,7 +248,7 @@ def markdown(results: list[ScaleResult]) -> str:
         [f"{max(s.peak_tree_mib for s in r.stages):.0f} MiB" for r in results],
     )
     row(
-        "models planned with a nested loop over two large inputs (`include/bench_plans.py`)",
+        "models planned with a nested loop over two large inputs (`benchmarks/plans.py`)",
         [", ".join(f"`{m}`" for m in r.plan_findings) or "none" for r in results],
     )
     lines.append("")
@@ -305,7 +306,7 @@ def private_server(port: int) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench-scale", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,10,100", help="comma-separated demo scales")
     parser.add_argument("--write", type=Path, help="markdown file whose generated section is replaced")
     parser.add_argument(

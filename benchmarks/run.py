@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from include.benchmark import machine, peak_rss_mib
+from benchmarks.machine import machine, peak_rss_mib
 
 RUNS = 3
 

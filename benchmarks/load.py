@@ -36,14 +36,14 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.machine import machine, peak_rss_mib
 from include import db, extract_ops
-from include.benchmark import machine, peak_rss_mib
 from include.config import PROJECT_DIR, settings
 
 MODES = ("extract_load", "loader_warm", "loader", "copy", "to_sql")  # the default set
 EXTRA_MODES = ("loader_all",)  # on request (--only): for peak memory at large scales
 REGISTRY_FILE = "registry_factories.csv"  # the demo's factory registry, in raw.cm_factories' shape
-CHILD = "import sys, json; from include.bench_load import _child; print(json.dumps(_child(*sys.argv[1:])))"
+CHILD = "import sys, json; from benchmarks.load import _child; print(json.dumps(_child(*sys.argv[1:])))"
 
 
 def _child(mode: str, url: str, landing: str) -> dict:
@@ -286,7 +286,7 @@ def report(results: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench-load", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--workdir", type=Path, default=None, help="default: data/bench/scale_<n>")
     parser.add_argument("--only", choices=[*MODES, *EXTRA_MODES], action="append")

@@ -1,6 +1,6 @@
 """Cosmos ``ExecutionMode.WATCHER`` against the single ``dbt build`` task, under the real scheduler.
 
-    .venv/bin/python -m include.watcher_eval [--rounds 2]
+    .venv/bin/python -m benchmarks.watcher_eval [--rounds 2]
 
 Builds a throwaway warehouse holding the scale-1 demo (loaded in this process), starts the
 LocalExecutor stack of ``make airflow`` (include/airflow_server.py) with a DAG folder of two
@@ -24,7 +24,7 @@ from unittest import mock
 from include import airflow_env, airflow_server, db, warehouse
 from include.config import settings
 
-DAGS = '''"""Two airflow DAGs for include/watcher_eval.py: the transform in each Cosmos mode."""
+DAGS = '''"""Two airflow DAGs for benchmarks/watcher_eval.py: the transform in each Cosmos mode."""
 from datetime import datetime
 
 from airflow.sdk import dag

@@ -1,6 +1,6 @@
 """Nested loops over two large inputs in the plans of dbt's models (a check for ``make bench-scale``).
 
-    python -m include.bench_plans <warehouse url> <dbt target path>
+    python -m benchmarks.plans <warehouse url> <dbt target path>
 
 After a build, every model's compiled ``select`` (from the target's ``run_results.json``) is
 planned again with ``EXPLAIN (format json)`` on the built warehouse, and a ``Nested Loop`` is
