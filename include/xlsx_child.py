@@ -61,7 +61,9 @@ def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int) -> Iter
         child.stderr.close()
         code = child.wait()
     if not finished:
-        raise RuntimeError(f"{Path(name).name}: the XLSX reader process ended early (exit {code}): {error[-2000:]}")
+        raise RuntimeError(
+            f"{Path(name).name}: the XLSX reader process ended early (exit {code}): {error[-2000:]}"
+        )
 
 
 def _main() -> None:
