@@ -13,12 +13,16 @@ import hmac
 import logging
 import os
 import pwd
+import random
 import secrets
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 from include import db
 from include.config import OPS_DB, WAREHOUSE_DB, Settings, settings
@@ -298,6 +302,28 @@ def bootstrap(url: str, cfg: Settings | None = None) -> None:
     later ones fail with :class:`PseudonymKeyError` when the key is missing or another one.
     """
     cfg = cfg or settings()
+    for attempt in range(1, _CATALOG_RACE_TRIES + 1):
+        try:
+            return _bootstrap_once(url, cfg)
+        except (psycopg.errors.InternalError_, psycopg.errors.UniqueViolation) as err:
+            # The roles are the server's, not the database's: a bootstrap of another warehouse on
+            # the same server (the advisory lock below is per database) may change them at the same
+            # moment ("tuple concurrently updated", a role created twice). The transaction rolled
+            # back whole; every statement is idempotent, so it is simply run again.
+            if attempt == _CATALOG_RACE_TRIES or not _is_catalog_race(err):
+                raise
+            time.sleep(0.2 * attempt + random.random() * 0.3)
+
+
+_CATALOG_RACE_TRIES = 5
+
+
+def _is_catalog_race(err: Exception) -> bool:
+    text = str(err)
+    return "concurrently" in text or "pg_authid" in text or "pg_auth_members" in text
+
+
+def _bootstrap_once(url: str, cfg: Settings) -> None:
     ddl = (SQL_DIR / "warehouse.sql").read_text() + "\n" + (SQL_DIR / "roles.sql").read_text()
     with db.connect(url) as conn:
         # Serialise concurrent bootstraps (e.g. two DAGs starting at once) on one advisory lock.
