@@ -9,11 +9,14 @@ A batch's life (docs/INTERNALS.md):
    ``COPY`` refuses it, that attempt is rolled back and the file is parsed row by row in Python;
 3. the entity's suite runs on the stage table (:mod:`include.validate`); a run's new export files
    are all staged first, then validated together (the same results per file as alone);
-4. one transaction: no critical failure → the batch goes to raw, rejects into quarantine, batch
-   ``loaded`` (and, for case management, the watermark moves); a critical failure → every row into
-   quarantine, batch ``quarantined``. The stage tables are then dropped. An export batch goes to
-   raw without a second copy: its stage table becomes a partition of ``raw.assessment_export_rows``
-   (``ATTACH PARTITION``); case-management batches (small) are ``insert … select``-ed.
+4. the rows that break a failed critical rule about a row move to the rejects (exports: their
+   assessments are then held downstream, as for any rejected record); one transaction: no failed
+   critical rule about the batch as a whole (shape, key uniqueness, row counts) → the batch goes to
+   raw, rejects into quarantine, batch ``loaded`` (and, for case management, the watermark moves);
+   otherwise every row into quarantine, batch ``quarantined``. The stage tables are then dropped.
+   An export batch goes to raw without a second copy: its stage table becomes a partition of
+   ``raw.assessment_export_rows`` (``ATTACH PARTITION``); case-management batches (small) are
+   ``insert … select``-ed.
 
 A crash before step 4 commits leaves raw untouched: the next run (holding the same advisory lock,
 so nothing else can be working on those batches) drops the stale stage tables and marks their
@@ -601,6 +604,8 @@ def _take_landed(
             notes.append(f"an XLSX workbook under a {landed.path.suffix} name, read as XLSX")
         if landed.encoding and not landed.encoding.startswith("utf-8"):
             notes.append(f"encoding {landed.encoding}, converted to UTF-8")
+        if report.sheet:
+            notes.append(f"worksheet {report.sheet!r} read (the workbook has {report.sheets} sheets)")
         if report.extra_columns:
             notes.append(f"extra columns ignored: {', '.join(report.extra_columns)}")
         result = _StagedExport(batch_id, landed.path, report, {"stage": time.perf_counter() - started})
@@ -652,6 +657,7 @@ def _validate_and_publish(
         if outcome is not None:
             item.seconds["validate"] = outcome.seconds
         try:
+            hold, note = _quarantine_broken_rows(conn, item.batch_id, outcome)
             result = _publish(
                 conn,
                 batch_id=item.batch_id,
@@ -659,8 +665,9 @@ def _validate_and_publish(
                 raw_table=EXPORT_TABLE,
                 columns=list(extract_files.CONTRACT_COLUMNS),
                 outcome=outcome,
-                message=item.message,
+                message="; ".join(m for m in (note, item.message) if m),
                 attach=True,
+                hold=hold,
                 assessment_column="Quest.ID",
             )
         except Exception as err:
@@ -681,6 +688,76 @@ def _validate_and_publish(
         )
         results.append(result)
     return results
+
+
+def _quarantine_broken_rows(conn: psycopg.Connection, batch_id: int, outcome) -> tuple[list[str] | None, str]:
+    """Rules about a row quarantine that row: (the rules that hold the batch, or None; a note).
+
+    When every failed critical rule is a row rule (:func:`include.validate.split_failures`), the
+    staged rows that break them move to the rejects (:func:`_quarantine_export_rows`), the rest of
+    the file loads, and their assessments are held downstream like those of any rejected record.
+    A rule about the file as a whole (its columns, key uniqueness) holds the batch: None, every
+    failed critical rule named. A row rule whose test finds no row in SQL (it could not run, or GX
+    and SQL disagree) holds the batch too: nothing fails silently. Not committed.
+    """
+    if outcome is None or not outcome.failed_critical:
+        return [], ""
+    from include import validate as validation
+
+    row_rules, batch_rules = validation.split_failures(EXPORT_ENTITY, outcome, _stage_name(batch_id))
+    if batch_rules:
+        return None, ""
+    moved = _quarantine_export_rows(conn, batch_id, row_rules)
+    if any(not moved.reasons.get(_rule_reason(rule)) for rule, _ in row_rules):
+        conn.rollback()  # the stage is committed: only the moves are undone
+        return None, ""
+    return [], f"{moved.count} rows quarantined alone ({moved.summary()})"
+
+
+def _rule_reason(rule: str) -> str:
+    return f"critical expectation failed: {rule}"
+
+
+def _broken_sql(rules: list) -> sql.Composable:
+    """SQL array of the reasons of ``rules`` ((reason, condition)) that a row breaks."""
+    return sql.SQL("array_remove(array[{}]::text[], null)").format(
+        sql.SQL(", ").join(
+            sql.SQL("case when {} then {} end").format(cond, sql.Literal(reason)) for reason, cond in rules
+        )
+    )
+
+
+def _reasons_sql(rules: list) -> sql.Composable:
+    """SQL naming every rule of ``rules`` ((reason, condition)) that a row breaks, joined by '; '."""
+    return sql.SQL("array_to_string({}, '; ')").format(_broken_sql(rules))
+
+
+def _quarantine_export_rows(conn: psycopg.Connection, batch_id: int, row_rules: list) -> _Quarantined:
+    """Move the staged export rows that break any of ``row_rules`` ((rule, condition)) to the rejects.
+
+    Each is kept whole, as the parser keeps a rejected record: its fields as one CSV record
+    (``stage.csv_record``), its ``Quest.ID`` as ``assessment_id``, the reason naming every rule it
+    breaks. Counted per rule. Not committed.
+    """
+    rules = [(_rule_reason(rule), cond) for rule, cond in row_rules]
+    count, per_rule = conn.execute(
+        sql.SQL(
+            "with bad as (delete from {stage} where {broken} returning *, {names} as broken), "
+            "moved as (insert into {rejects} (source_row, raw_text, reason, assessment_id) "
+            "select _source_row, stage.csv_record(array[{cols}]), array_to_string(broken, '; '), "
+            "nullif(btrim({quest}), '') from bad) "
+            "select (select count(*) from bad), (select coalesce(jsonb_object_agg(reason, n), '{{}}') "
+            "from (select reason, count(*) as n from bad, unnest(broken) as reason group by reason) as r)"
+        ).format(
+            stage=_stage_name(batch_id),
+            broken=sql.SQL(" or ").join(sql.SQL("({})").format(cond) for _, cond in rules),
+            names=_broken_sql(rules),
+            rejects=_stage_name(batch_id, "_rejects"),
+            cols=sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS)),
+            quest=sql.Identifier("Quest.ID"),
+        )
+    ).fetchone()
+    return _Quarantined(count=count, reasons={r: per_rule[r] for r in sorted(per_rule)})
 
 
 def stage_export(
@@ -1066,11 +1143,7 @@ def _quarantine_rows(
     from include.config import settings
 
     stage = _stage_name(batch_id)
-    reasons = sql.SQL("array_to_string(array_remove(array[{}]::text[], null), '; ')").format(
-        sql.SQL(", ").join(
-            sql.SQL("case when {} then {} end").format(cond, sql.Literal(reason)) for reason, cond in rules
-        )
-    )
+    reasons = _reasons_sql(rules)
     broken = sql.SQL(" or ").join(sql.SQL("({})").format(cond) for _, cond in rules)
     rows = conn.execute(
         sql.SQL(

@@ -2,8 +2,9 @@
 
 GX Core is called directly (the Airflow provider for GX cannot be installed beside Airflow 3.3)
 and imported only inside :func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
-``meta.severity``: ``critical`` (a failure quarantines the whole batch) or ``warning`` (recorded,
-loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
+``meta.severity``: ``critical`` (a failed rule about a row quarantines the rows that break it; a
+failed rule about the batch as a whole holds the batch: :func:`split_failures`) or ``warning``
+(recorded, loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
 loader rebuilds once per run (:func:`build_docs`). One GX context serves a whole process.
 
@@ -714,11 +715,22 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
     """SQL true for the staged rows of ``table`` that break ``exp``; None for a rule about the batch.
 
     A critical row rule quarantines just those rows (the rest of the batch loads). Custom SQL rules
-    are row rules when their query selects ``_source_row`` (the project's convention: keys only).
+    are row rules when their query selects ``_source_row`` (the project's convention for case
+    management: keys only) or when ``meta.quarantine_by`` names the columns by which the query's
+    rows pick out the staged rows that break it (the export rules, which report one row per file
+    and value). A GX ``row_condition`` narrows the rule to the rows it selects.
     """
     kind, kwargs = exp["type"], exp["kwargs"]
-    if kind in BATCH_RULE_TYPES or kwargs.get("row_condition"):
+    if kind in BATCH_RULE_TYPES:
         return None
+    if kwargs.get("row_condition"):
+        narrowed = gx_condition_sql(kwargs["row_condition"])
+        broken = row_condition(
+            {**exp, "kwargs": {k: v for k, v in kwargs.items() if k != "row_condition"}}, table
+        )
+        if narrowed is None or broken is None:
+            return None
+        return sql.SQL("({}) and ({})").format(narrowed, broken)
     col = sql.Identifier(kwargs["column"]) if "column" in kwargs else None
     if kind == "expect_column_values_to_not_be_null":
         return sql.SQL("{} is null").format(col)
@@ -747,10 +759,45 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
         a, b = sql.Identifier(kwargs["column_A"]), sql.Identifier(kwargs["column_B"])
         op = sql.SQL(">=" if kwargs.get("or_equal") else ">")
         return sql.SQL("{a} is not null and {b} is not null and not ({a} {op} {b})").format(a=a, b=b, op=op)
-    if kind in CUSTOM_SQL and _selects(exp, "_source_row"):
-        query = kwargs["unexpected_rows_query"].replace("{batch}", table.as_string(None))
-        return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(sql.SQL(query))
+    if kind in CUSTOM_SQL:
+        query = sql.SQL(kwargs["unexpected_rows_query"].replace("{batch}", table.as_string(None)))
+        if _selects(exp, "_source_row"):
+            return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(query)
+        by = (exp.get("meta") or {}).get("quarantine_by")
+        if by:
+            cols = sql.SQL(", ").join(map(sql.Identifier, by))
+            return sql.SQL("({cols}) in (select {cols} from ({query}) as rows_found)").format(
+                cols=cols, query=query
+            )
     return None
+
+
+_SQL_OPERATORS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def gx_condition_sql(condition: dict) -> sql.Composable | None:
+    """A GX 1.x ``row_condition`` (its JSON form) as SQL; None for a kind this does not translate."""
+    kind = condition.get("type")
+    if kind in ("and", "or"):
+        parts = [gx_condition_sql(c) for c in condition.get("conditions") or []]
+        if not parts or any(p is None for p in parts):
+            return None
+        return sql.SQL("({})").format(sql.SQL(f" {kind} ").join(parts))
+    column = (condition.get("column") or {}).get("name")
+    if column is None:
+        return None
+    col = sql.Identifier(column)
+    if kind == "nullity":
+        return sql.SQL("{} is null" if condition.get("is_null", True) else "{} is not null").format(col)
+    if kind != "comparison":
+        return None
+    operator, parameter = condition.get("operator"), condition.get("parameter")
+    if operator in ("IN", "NOT_IN"):
+        values = sql.SQL(", ").join(map(sql.Literal, parameter))
+        return sql.SQL("{} {} ({})").format(col, sql.SQL("in" if operator == "IN" else "not in"), values)
+    if operator not in _SQL_OPERATORS:
+        return None
+    return sql.SQL("{} {} {}").format(col, sql.SQL(_SQL_OPERATORS[operator]), sql.Literal(parameter))
 
 
 def _selects(exp: dict, column: str) -> bool:
