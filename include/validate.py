@@ -600,6 +600,13 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
         if narrowed is None or broken is None:
             return None
         return sql.SQL("({}) and ({})").format(narrowed, broken)
+    if kind in CUSTOM_SQL:
+        return _custom_rows(exp, table)
+    return _column_rule_rows(kind, kwargs)
+
+
+def _column_rule_rows(kind: str, kwargs: dict) -> sql.Composable | None:
+    """SQL true for the rows breaking one of GX's column expectations (None: a kind not translated)."""
     col = sql.Identifier(kwargs["column"]) if "column" in kwargs else None
     if kind == "expect_column_values_to_not_be_null":
         return sql.SQL("{} is null").format(col)
@@ -628,17 +635,19 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
         a, b = sql.Identifier(kwargs["column_A"]), sql.Identifier(kwargs["column_B"])
         op = sql.SQL(">=" if kwargs.get("or_equal") else ">")
         return sql.SQL("{a} is not null and {b} is not null and not ({a} {op} {b})").format(a=a, b=b, op=op)
-    if kind in CUSTOM_SQL:
-        query = sql.SQL(kwargs["unexpected_rows_query"].replace("{batch}", table.as_string(None)))
-        if _selects(exp, "_source_row"):
-            return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(query)
-        by = (exp.get("meta") or {}).get("quarantine_by")
-        if by:
-            cols = sql.SQL(", ").join(map(sql.Identifier, by))
-            return sql.SQL("({cols}) in (select {cols} from ({query}) as rows_found)").format(
-                cols=cols, query=query
-            )
     return None
+
+
+def _custom_rows(exp: dict, table: sql.Composable) -> sql.Composable | None:
+    """SQL true for the rows a custom rule's query names (by ``_source_row`` or ``meta.quarantine_by``)."""
+    query = sql.SQL(exp["kwargs"]["unexpected_rows_query"].replace("{batch}", table.as_string(None)))
+    if _selects(exp, "_source_row"):
+        return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(query)
+    by = (exp.get("meta") or {}).get("quarantine_by")
+    if not by:
+        return None
+    cols = sql.SQL(", ").join(map(sql.Identifier, by))
+    return sql.SQL("({cols}) in (select {cols} from ({query}) as rows_found)").format(cols=cols, query=query)
 
 
 _SQL_OPERATORS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
