@@ -17,18 +17,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from include import extract_files
+from include import contract, extract_files
 from include.load import batches
 
 log = logging.getLogger(__name__)
 
-EXPORTS_SOURCE = "assessment_exports"
-
-
-EXPORT_TABLE = "raw.assessment_export_rows"
-
-
-EXPORT_ENTITY = "assessment_export_rows"
+EXPORTS_SOURCE = "assessment_exports"  # audit.load_batches.source of export files
+EXPORT_TABLE = contract.EXPORT.raw_table  # raw.assessment_export_rows
+EXPORT_ENTITY = contract.EXPORT.entity  # its GX suite: expectations/assessment_export_rows.json
 
 
 def stage_export(
