@@ -57,6 +57,8 @@ _BINARY_MAGIC = {
     b"\xff\xd8\xff": "a JPEG image",
 }
 _ZIP_MAGIC = b"PK\x03\x04"
+_MARKUP = re.compile(rb"\s*<(!doctype html|html|\?xml|table|head|body)[\s>]", re.IGNORECASE)
+SHEET_HEADER_SEARCH = 100  # rows of a worksheet looked at for its header when choosing the sheet
 
 
 class NotFastPath(Exception):
@@ -129,6 +131,8 @@ class ParseReport:
     rows_read: int = 0
     fast: bool = False  # staged by the loader's COPY fast path (contract_csv_body), not parsed here
     reader: str = ""  # the XLSX reader used
+    sheet: str = ""  # the worksheet read, when the workbook has several
+    sheets: int = 0  # worksheets in the workbook
 
 
 @dataclass
@@ -479,6 +483,13 @@ def sniff(path: Path, head: bytes | None = None) -> str:
     utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if b"\0" in head and not utf16:
         raise FileRejected(path, "not a CSV export: binary content (NUL bytes); " + FIX)
+    if _MARKUP.match(head.removeprefix(codecs.BOM_UTF8)):
+        raise FileRejected(
+            path,
+            "not a CSV export: the content is an HTML or XML document (a web page or an Excel 'XML "
+            "spreadsheet' saved under a .csv name?); save the export as CSV UTF-8 or XLSX and drop the "
+            "new file in the folder",
+        )
     return "csv"
 
 
@@ -808,6 +819,14 @@ def _check_zip(path: Path, name: Path, limits: Limits) -> int:
             parts = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise FileRejected(name, f"not a readable XLSX file (truncated or corrupt: {err}); " + FIX) from err
+    names = [p.filename for p in parts]
+    if "xl/workbook.xml" not in names:
+        held = ", ".join(n for n in names[:3]) + (", …" if len(names) > 3 else "")
+        raise FileRejected(
+            name,
+            f"not an XLSX workbook: a zip archive holding {held or 'nothing'}; if the export is inside, "
+            "unzip it and drop the export itself in the folder",
+        )
     unpacked = sum(p.file_size for p in parts)
     if unpacked > limits.max_xlsx_uncompressed_bytes:
         raise FileRejected(
@@ -855,19 +874,62 @@ def _xlsx_rows(
         raise FileRejected(name, "empty file (no header, no rows); " + FIX)
 
 
+def choose_sheet(name: Path, sheets: list[str], rows_of, report: ParseReport) -> str:
+    """The worksheet that holds the export: the only one whose header names contract columns.
+
+    ``rows_of(sheet)`` iterates a sheet's rows (cell values). A workbook of one sheet is read as it
+    is. Of several, the one whose first non-empty row names contract columns is read (a sheet of
+    notes or a pivot beside it is ignored, and the batch's message says which sheet was read); if
+    none does, the first (whose header is then rejected, saying why); if several do, the file is
+    rejected: which one is the export cannot be guessed.
+    """
+    report.sheets = len(sheets)
+    if len(sheets) == 1:
+        return sheets[0]
+    holding = [s for s in sheets if _names_contract_columns(rows_of(s))]
+    if len(holding) > 1:
+        raise FileRejected(
+            name,
+            f"{len(holding)} worksheets hold export columns ({', '.join(repr(s) for s in holding)}): which "
+            "one is the export cannot be told; save each export as a file of its own (or delete the other "
+            "sheets) and drop the file(s) in the folder",
+        )
+    report.sheet = holding[0] if holding else sheets[0]
+    return report.sheet
+
+
+def _names_contract_columns(rows) -> bool:
+    """Whether the first non-empty row (of the first :data:`SHEET_HEADER_SEARCH`) names a contract column."""
+    for n, values in enumerate(rows):
+        if n >= SHEET_HEADER_SEARCH:
+            return False
+        cells = {str(v).strip() for v in values if v is not None and str(v).strip()}
+        if cells:
+            return bool(cells & set(CONTRACT_COLUMNS))
+    return False
+
+
 def _xlsx_records(
     path: Path, name: Path, report: ParseReport, limits: Limits
 ) -> Iterator[tuple[list[int], _Record]]:
-    """The first worksheet read with python-calamine (Rust; the sheet's cells are held in memory:
-    about 1.4 times the sheet's unpacked XML, hence ``xlsx_fast_max_bytes``)."""
+    """The export's worksheet (:func:`choose_sheet`) read with python-calamine (Rust; its cells are
+    held in memory: about 1.4 times the sheet's unpacked XML, hence ``xlsx_fast_max_bytes``)."""
     import python_calamine
 
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheets = [m for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
+        sheets = [m.name for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
         if not sheets:
             raise FileRejected(name, "XLSX file has no worksheet; " + FIX)
-        sheet = book.get_sheet_by_name(sheets[0].name)
+        loaded = {}
+
+        def first_rows(sheet_name: str):
+            loaded[sheet_name] = book.get_sheet_by_name(sheet_name)
+            return loaded[sheet_name].iter_rows()
+
+        chosen = choose_sheet(name, sheets, first_rows, report)
+        sheet = loaded.get(chosen) or book.get_sheet_by_name(chosen)
+        loaded.clear()
     except FileRejected:
         raise
     except Exception as err:  # noqa: BLE001 - calamine raises its own XML, zip and value errors
@@ -893,7 +955,8 @@ def _xlsx_records(
 def _xlsx_records_openpyxl(
     path: Path, name: Path, report: ParseReport, limits: Limits
 ) -> Iterator[tuple[list[int], _Record]]:
-    """The first worksheet streamed with openpyxl (``read_only``): the reference reader, slower."""
+    """The export's worksheet (:func:`choose_sheet`) streamed with openpyxl (``read_only``): the
+    reference reader, slower."""
     import openpyxl
 
     try:
@@ -903,7 +966,9 @@ def _xlsx_records_openpyxl(
     try:
         if not book.worksheets:
             raise FileRejected(name, "XLSX file has no worksheet; " + FIX)
-        rows = book.worksheets[0].iter_rows(values_only=True)
+        sheets = {ws.title: ws for ws in book.worksheets}
+        chosen = choose_sheet(name, list(sheets), lambda t: sheets[t].iter_rows(values_only=True), report)
+        rows = sheets[chosen].iter_rows(values_only=True)
         try:
             yield from _xlsx_rows(name, enumerate(rows, start=1), report, limits)
         except FileRejected:

@@ -25,33 +25,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from include import db
+from include import contract, db
 from include.config import settings
 
-
-@dataclass(frozen=True)
-class TableSpec:
-    table: str
-    key: tuple[str, ...]
-    columns: list[str]
-
-    @property
-    def source_object(self) -> str:
-        return f"public.{self.table}"
-
-    @property
-    def raw_table(self) -> str:
-        return f"raw.cm_{self.table}"
-
-    @property
-    def entity(self) -> str:
-        """Name of the GX suite (``expectations/<entity>.json``)."""
-        return f"cm_{self.table}"
-
-    @property
-    def change_columns(self) -> list[str]:
-        return [c for c in ("updated_at", "deleted_at") if c in self.columns]
-
+TableSpec = contract.TableSpec  # a source table's columns, key, change and personal columns
 
 FUTURE_RULE = "change time not in the future"
 """The loader's critical row rule: ``updated_at``/``deleted_at`` after the source's own ``now()``."""
@@ -63,45 +40,14 @@ class SourceRejected(Exception):
     """The source table cannot be extracted as the contract says (missing, or lacking columns)."""
 
 
-_TABLES = {
-    "factories": (
-        ("factory_id",),
-        "factory_id name os_id address city province sector enrolled_on exited_on "
-        "exit_reason workers_total workers_female updated_at deleted_at",
-    ),
-    "brands": (("brand_id",), "brand_id name updated_at"),
-    "factory_brands": (("factory_id", "brand_id", "since"), "factory_id brand_id since until updated_at"),
-    "advisory_visits": (
-        ("visit_id",),
-        "visit_id factory_id visit_date phase mode advisor_code topics updated_at deleted_at",
-    ),
-    "courses": (("course_code",), "course_code title days"),
-    "training_sessions": (
-        ("session_id",),
-        "session_id course_code factory_id city starts_on ends_on trainer_code updated_at deleted_at",
-    ),
-    "training_participants": (
-        ("participant_id",),
-        "participant_id session_id person_ref full_name cnic phone "
-        "gender role factory_id attended pre_score post_score updated_at deleted_at",
-    ),
-    "picc_meetings": (
-        ("meeting_id",),
-        "meeting_id factory_id held_on workers_present managers_present women_present updated_at",
-    ),
-    "improvement_items": (
-        ("item_id",),
-        "item_id factory_id cycle compliance_point status raised_on due_on closed_on updated_at",
-    ),
-}
+_TABLES = contract.CASE_MANAGEMENT  # table name -> its spec, in extraction order
 
 
 def spec(table: str) -> TableSpec:
     """The contract's columns and key of one case-management table (same order as its raw table)."""
     if table not in _TABLES:
         raise ValueError(f"unknown case-management table {table!r}; known: {', '.join(_TABLES)}")
-    key, columns = _TABLES[table]
-    return TableSpec(table, key, columns.split())
+    return _TABLES[table]
 
 
 @dataclass

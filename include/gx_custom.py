@@ -35,6 +35,8 @@ from great_expectations.expectations.metrics.query_metric_provider import QueryM
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import FileSystemBytecodeCache
 
+from include import gx_adapter
+
 COUNTED_ROWS = "unexpected_rows_query.counted_rows"
 _COUNT_COLUMN = "_gx_rows_found"  # the window count's column, dropped from the rows returned
 
@@ -58,11 +60,7 @@ class UnexpectedRowsQueryCountedRows(QueryMetricProvider):
         batch_selectable, _, _ = execution_engine.get_compute_domain(
             metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE
         )
-        query = cls._get_substituted_batch_subquery_from_query_and_batch_selectable(
-            query=cls._get_query_from_metric_value_kwargs(metric_value_kwargs),
-            batch_selectable=batch_selectable,
-            execution_engine=execution_engine,
-        )
+        query = gx_adapter.substituted_query(cls, metric_value_kwargs, batch_selectable, execution_engine)
         # No LIMIT: it makes PostgreSQL plan for the first rows (a sort instead of a hash aggregate,
         # twice as slow here). The rows past the first ones are not fetched, as in GX's own metric.
         counted = f"SELECT *, COUNT(*) OVER () AS {_COUNT_COLUMN} FROM ({query}) AS unexpected_rows"
@@ -81,7 +79,7 @@ class ExpectNoUnexpectedRows(UnexpectedRowsExpectation):
 
     def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None):
         found = metrics[COUNTED_ROWS]
-        result_format = self._get_result_format(runtime_configuration=runtime_configuration)
+        result_format = gx_adapter.result_format_of(self, runtime_configuration)
         if isinstance(result_format, dict):
             result_format = result_format.get("result_format", ResultFormat.SUMMARY)
         success = found["count"] == 0

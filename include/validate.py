@@ -2,8 +2,9 @@
 
 GX Core is called directly (the Airflow provider for GX cannot be installed beside Airflow 3.3)
 and imported only inside :func:`validate_batch`, so DAG files stay quick to parse. Every expectation carries
-``meta.severity``: ``critical`` (a failure quarantines the whole batch) or ``warning`` (recorded,
-loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
+``meta.severity``: ``critical`` (a failed rule about a row quarantines the rows that break it; a
+failed rule about the batch as a whole holds the batch: :func:`split_failures`) or ``warning``
+(recorded, loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
 loader rebuilds once per run (:func:`build_docs`). One GX context serves a whole process.
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from psycopg import sql
 
 from include import db
+from include import validation_plan as plan
 from include.config import PROJECT_DIR, settings
 
 log = logging.getLogger(__name__)
@@ -37,43 +39,8 @@ EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 SEVERITIES = ("critical", "warning")
 EXAMPLES = 5  # unexpected values kept per expectation in audit
 
-# Expectations whose clean result on several batches at once proves every one of them clean: each
-# row is judged on its own, or (uniqueness) a clean whole has clean parts. An aggregate
-# (row count, mean, distinct values, ...) does not decompose so and is run batch by batch.
-# A custom SQL expectation (:data:`CUSTOM_SQL`) qualifies when its suite says so (``meta.row_wise``).
-UNION_SAFE = frozenset(
-    {
-        "expect_column_to_exist",
-        "expect_table_columns_to_match_set",
-        "expect_table_columns_to_match_ordered_list",
-        "expect_table_column_count_to_equal",
-        "expect_column_values_to_not_be_null",
-        "expect_column_values_to_be_null",
-        "expect_column_values_to_be_in_set",
-        "expect_column_values_to_not_be_in_set",
-        "expect_column_values_to_be_between",
-        "expect_column_values_to_match_regex",
-        "expect_column_values_to_not_match_regex",
-        "expect_column_values_to_match_regex_list",
-        "expect_column_values_to_not_match_regex_list",
-        "expect_column_values_to_match_like_pattern",
-        "expect_column_values_to_not_match_like_pattern",
-        "expect_column_value_lengths_to_be_between",
-        "expect_column_value_lengths_to_equal",
-        "expect_column_values_to_be_unique",
-        "expect_compound_columns_to_be_unique",
-        "expect_select_column_values_to_be_unique_within_record",
-        "expect_column_pair_values_to_be_equal",
-        "expect_column_pair_values_a_to_be_greater_than_b",
-        "expect_multicolumn_sum_to_equal",
-    }
-)
-
-
-# Custom SQL expectations: a query over ``{batch}`` whose rows are the unexpected ones. The suites use
-# the project's ``expect_no_unexpected_rows`` (include/gx_custom.py: GX's own, with the query run
-# once instead of twice); GX's ``unexpected_rows_expectation`` is handled the same way.
-CUSTOM_SQL = frozenset({"expect_no_unexpected_rows", "unexpected_rows_expectation"})
+UNION_SAFE = plan.UNION_SAFE  # GX expectations whose clean result on a union proves each part clean
+CUSTOM_SQL = plan.CUSTOM_SQL  # custom SQL expectations: a query whose rows are the unexpected ones
 
 
 @dataclass(frozen=True)
@@ -161,47 +128,9 @@ def _gx_lock(state_dir: Path):
 
 def _context(state_dir: Path, docs_dir: Path):
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        FilesystemStoreBackendDefaults,
-    )
+    from include import gx_adapter, gx_custom  # noqa: F401  (gx_custom registers expect_no_unexpected_rows)
 
-    from include import gx_custom  # noqa: F401  (registers expect_no_unexpected_rows with GX)
-
-    templates = _template_cache(state_dir)
-
-    def view(class_name: str) -> dict:  # GX's view, its compiled templates kept in gx_state
-        return {"module_name": "include.gx_custom", "class_name": class_name, "template_cache": templates}
-
-    config = DataContextConfig(
-        store_backend_defaults=FilesystemStoreBackendDefaults(root_directory=str(state_dir)),
-        data_docs_sites={
-            "data_docs": {
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {
-                    "class_name": "DefaultSiteIndexBuilder",
-                    "view": view("CachedJinjaIndexPageView"),
-                },
-                "site_section_builders": {
-                    section: {"view": view("CachedJinjaPageView")}
-                    for section in ("expectations", "validations")
-                },
-            }
-        },
-        analytics_enabled=False,
-    )
-    context = gx.get_context(project_config=config, mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    # An ephemeral context keeps its configuration in memory, yet GX 1.x dumps all of it to YAML
-    # into an in-memory store that nothing reads back, on each change of a data source, asset or
-    # batch definition: ~27 ms each, six per validation (its assets come and go with the tables).
-    context._save_project_config = lambda: None
-    return context
+    return gx_adapter.ephemeral_context(state_dir, docs_dir, _template_cache(state_dir))
 
 
 def _template_cache(state_dir: Path) -> str:
@@ -251,9 +180,11 @@ class _Session:
         return self.suites[entity]
 
     def close(self) -> None:
+        from include import gx_adapter
+
         for _, _, sources in self.suites.values():
             for source in sources:
-                source.get_execution_engine().close()
+                gx_adapter.close_data_source(source)
 
 
 _session: _Session | None = None
@@ -334,55 +265,13 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     ids = {(e.meta or {}).get("rule"): e.id for e in suite.expectations}
     expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in spec["expectations"]]
     run = _Run(session, sources, schema, spec["name"], {"today": dt.date.today().isoformat()})
-    single = len(tables) == 1
     with _gx_lock(session.state_dir):
-        target = next(iter(tables.values())) if single else _union_view(url, schema, tables)
-        try:
-            first = [
-                x
-                for e in expectations
-                for x in ([e] if single or _union_safe(e) else [_for_batch(e, b) for b in tables])
-                if single or _union_safe(e) or _filterable(e)
-            ]
-            page = f"batch_{min(tables)}" if single else f"batches_{min(tables)}-{max(tables)}"
-            found = run.validate(target, first, page)
-            again = []
-            for e in expectations:
-                rule = e["meta"]["rule"]
-                whole = found.get((rule, None))
-                if whole is not None and single:
-                    again += [e] if _wants_examples(whole) else []
-                elif whole is not None and not (_clean(whole) or _rows_tell_batches(whole)):
-                    again += [_for_batch(e, b) for b in tables]
-                elif whole is None:
-                    again += [_for_batch(e, b) for b in tables if _wants_examples(found.get((rule, b)))]
-            if again:  # examples and shares only: pass one's page in Data Docs shows the failures
-                found.update(run.validate(target, again, None, examples=EXAMPLES))
-        finally:
-            if not single:
-                _drop_union_view(url, schema, target)
-        alone = [e for e in expectations if not (single or _union_safe(e) or _filterable(e))]
-        for batch_id, table in tables.items() if alone else ():
-            mine = run.validate(table, alone, None, examples=EXAMPLES)
-            found.update({(rule, batch_id): r for (rule, _), r in mine.items()})
+        found = _run_passes(run, url, tables, expectations)
     seconds = time.perf_counter() - started
-    outcomes = {}
-    for n, batch_id in enumerate(tables):
-        outcome = Outcome(
-            suite=spec["name"],
-            startup_seconds=startup if n == 0 else 0.0,
-            seconds=seconds / len(tables),  # the group's validation time, shared out evenly
-        )
-        for exp in expectations:
-            rule = exp["meta"]["rule"]
-            mine, whole = found.get((rule, batch_id)), found.get((rule, None))
-            if mine is not None:
-                outcome.checks.append(_check(exp, mine))
-            elif single or _clean(whole):
-                outcome.checks.append(_check(exp, whole))
-            else:
-                outcome.checks.append(_check(exp, whole, batch_id=batch_id))  # this batch's rows of it
-        outcomes[batch_id] = outcome
+    outcomes = _outcomes(spec["name"], expectations, list(tables), found)
+    for n, outcome in enumerate(outcomes.values()):
+        outcome.startup_seconds = startup if n == 0 else 0.0
+        outcome.seconds = seconds / len(tables)  # the group's validation time, shared out evenly
     _mask_personal(entity, expectations, outcomes)
     record_all(url, outcomes)
     for batch_id, outcome in outcomes.items():
@@ -391,6 +280,49 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
                 "batch %s: warnings from %s: %s", batch_id, entity, ", ".join(outcome.failed_warnings)
             )
     return outcomes
+
+
+def _run_passes(run: _Run, url: str, tables: dict[int, str], expectations: list[dict]) -> dict:
+    """GX's results of the passes :mod:`include.validation_plan` plans, by (rule, batch id or None)."""
+    single = len(tables) == 1
+    target = next(iter(tables.values())) if single else _union_view(url, run.schema, tables)
+    try:
+        page = f"batch_{min(tables)}" if single else f"batches_{min(tables)}-{max(tables)}"
+        found = run.validate(target, plan.union_pass(expectations, tables), page)
+        follow_up = plan.follow_up_pass(expectations, tables, _findings(found))
+        if follow_up:  # examples and shares only: the first pass's page in Data Docs shows the failures
+            found.update(run.validate(target, follow_up, None, examples=EXAMPLES))
+    finally:
+        if not single:
+            _drop_union_view(url, run.schema, target)
+    own_table = plan.own_table_pass(expectations, tables)
+    for batch_id, table in tables.items() if own_table else ():
+        mine = run.validate(table, own_table, None, examples=EXAMPLES)
+        found.update({(rule, batch_id): r for (rule, _), r in mine.items()})
+    return found
+
+
+def _outcomes(suite: str, expectations: list[dict], batch_ids: list[int], found: dict) -> dict[int, Outcome]:
+    """Each batch's checks, from the run's GX results (:func:`include.validation_plan.result_for`)."""
+    findings = _findings(found)
+    outcomes = {}
+    for batch_id in batch_ids:
+        outcome = Outcome(suite=suite)
+        for exp in expectations:
+            key, share = plan.result_for(exp["meta"]["rule"], batch_id, findings, len(batch_ids) == 1)
+            outcome.checks.append(_check(exp, found[key], batch_id=batch_id if share else None))
+        outcomes[batch_id] = outcome
+    return outcomes
+
+
+def _findings(found: dict) -> dict[plan.Key, plan.Finding]:
+    """What the planner needs of each GX result."""
+    return {
+        key: plan.Finding(
+            clean=_clean(r), rows_name_batches=_rows_tell_batches(r), wants_examples=_wants_examples(r)
+        )
+        for key, r in found.items()
+    }
 
 
 def _mask_personal(entity: str, expectations: list[dict], outcomes: dict[int, Outcome]) -> None:
@@ -424,22 +356,6 @@ def _mask_personal(entity: str, expectations: list[dict], outcomes: dict[int, Ou
             )
 
 
-def _key(meta: dict) -> tuple:
-    """An expectation's key in a run's results: its rule and, when restricted to one, its batch."""
-    return meta["rule"], meta.get("batch_id")
-
-
-def _union_safe(exp: dict) -> bool:
-    if exp["type"] in CUSTOM_SQL:
-        return bool(exp["meta"].get("row_wise"))
-    return exp["type"] in UNION_SAFE
-
-
-def _filterable(exp: dict) -> bool:
-    """Whether one batch's rows can be picked out of the union for this expectation."""
-    return exp["type"] not in CUSTOM_SQL or bool(exp["meta"].get("row_wise"))
-
-
 def _clean(r) -> bool:
     """Succeeded and found no unexpected row at all (``mostly`` may let a few pass: not clean)."""
     res = r.result or {}
@@ -460,29 +376,6 @@ def _rows_tell_batches(r) -> bool:
 def _wants_examples(r) -> bool:
     """A failed column expectation: a second run fetches a few of its unexpected values."""
     return r is not None and not r.success and "partial_unexpected_list" in (r.result or {})
-
-
-def _for_batch(exp: dict, batch_id: int) -> dict:
-    """The expectation restricted to one batch's rows of the union view."""
-    kwargs = dict(exp["kwargs"])
-    if exp["type"] in CUSTOM_SQL:
-        # row_wise queries select _batch_id; PostgreSQL pushes the filter down to one stage table
-        # (not past an 'offset 0' fence, as in the CP and registry rules: those scan the run)
-        query = kwargs["unexpected_rows_query"]
-        kwargs["unexpected_rows_query"] = (
-            f"select * from ({query}) as rows_found where _batch_id = {int(batch_id)}"
-        )
-    else:
-        condition = {
-            "type": "comparison",
-            "column": {"name": "_batch_id"},
-            "operator": "==",
-            "parameter": batch_id,
-        }
-        if kwargs.get("row_condition"):
-            condition = {"type": "and", "conditions": [kwargs["row_condition"], condition]}
-        kwargs["row_condition"] = condition
-    return {**exp, "kwargs": kwargs, "meta": {**exp["meta"], "batch_id": batch_id}}
 
 
 @dataclass
@@ -528,9 +421,9 @@ class _Run:
         finally:
             for source in with_asset:
                 source.delete_asset(name)  # the asset names this table only
-        found = {_key(r.expectation_config.meta): r for result in done for r in result.results}
+        found = {plan.key_of(r.expectation_config.meta): r for result in done for r in result.results}
         if page is not None:  # in the suite's order
-            self._store(page, batches[0], done[0], [found[_key(e["meta"])] for e in expectations])
+            self._store(page, batches[0], done[0], [found[plan.key_of(e["meta"])] for e in expectations])
         return found
 
     @staticmethod
@@ -572,34 +465,11 @@ class _Run:
 
         ``first`` is one of the run's GX validation results (for its meta and batch id).
         """
-        from great_expectations.core import ExpectationSuiteValidationResult
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-        from great_expectations.validator.validation_statistics import calc_validation_statistics
+        from include import gx_adapter
 
-        statistics = calc_validation_statistics(every)
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite_name),
-            run_id=RunIdentifier(run_name=page),
-            batch_identifier=batch.id,
+        key = gx_adapter.store_validation_result(
+            self.session.context, self.suite_name, page, batch, first, every
         )
-        result = ExpectationSuiteValidationResult(
-            results=every,
-            success=statistics.success,
-            suite_name=self.suite_name,
-            statistics={
-                "evaluated_expectations": statistics.evaluated_expectations,
-                "successful_expectations": statistics.successful_expectations,
-                "unsuccessful_expectations": statistics.unsuccessful_expectations,
-                "success_percent": statistics.success_percent,
-            },
-            meta={**first.meta, "run_id": key.run_id},
-            batch_id=first.batch_id,
-        )
-        self.session.context.validation_results_store.set(key, result)
         self.session.pending_docs.append(key)
 
 
@@ -714,11 +584,29 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
     """SQL true for the staged rows of ``table`` that break ``exp``; None for a rule about the batch.
 
     A critical row rule quarantines just those rows (the rest of the batch loads). Custom SQL rules
-    are row rules when their query selects ``_source_row`` (the project's convention: keys only).
+    are row rules when their query selects ``_source_row`` (the project's convention for case
+    management: keys only) or when ``meta.quarantine_by`` names the columns by which the query's
+    rows pick out the staged rows that break it (the export rules, which report one row per file
+    and value). A GX ``row_condition`` narrows the rule to the rows it selects.
     """
     kind, kwargs = exp["type"], exp["kwargs"]
-    if kind in BATCH_RULE_TYPES or kwargs.get("row_condition"):
+    if kind in BATCH_RULE_TYPES:
         return None
+    if kwargs.get("row_condition"):
+        narrowed = gx_condition_sql(kwargs["row_condition"])
+        broken = row_condition(
+            {**exp, "kwargs": {k: v for k, v in kwargs.items() if k != "row_condition"}}, table
+        )
+        if narrowed is None or broken is None:
+            return None
+        return sql.SQL("({}) and ({})").format(narrowed, broken)
+    if kind in CUSTOM_SQL:
+        return _custom_rows(exp, table)
+    return _column_rule_rows(kind, kwargs)
+
+
+def _column_rule_rows(kind: str, kwargs: dict) -> sql.Composable | None:
+    """SQL true for the rows breaking one of GX's column expectations (None: a kind not translated)."""
     col = sql.Identifier(kwargs["column"]) if "column" in kwargs else None
     if kind == "expect_column_values_to_not_be_null":
         return sql.SQL("{} is null").format(col)
@@ -747,10 +635,47 @@ def row_condition(exp: dict, table: sql.Composable) -> sql.Composable | None:
         a, b = sql.Identifier(kwargs["column_A"]), sql.Identifier(kwargs["column_B"])
         op = sql.SQL(">=" if kwargs.get("or_equal") else ">")
         return sql.SQL("{a} is not null and {b} is not null and not ({a} {op} {b})").format(a=a, b=b, op=op)
-    if kind in CUSTOM_SQL and _selects(exp, "_source_row"):
-        query = kwargs["unexpected_rows_query"].replace("{batch}", table.as_string(None))
-        return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(sql.SQL(query))
     return None
+
+
+def _custom_rows(exp: dict, table: sql.Composable) -> sql.Composable | None:
+    """SQL true for the rows a custom rule's query names (by ``_source_row`` or ``meta.quarantine_by``)."""
+    query = sql.SQL(exp["kwargs"]["unexpected_rows_query"].replace("{batch}", table.as_string(None)))
+    if _selects(exp, "_source_row"):
+        return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(query)
+    by = (exp.get("meta") or {}).get("quarantine_by")
+    if not by:
+        return None
+    cols = sql.SQL(", ").join(map(sql.Identifier, by))
+    return sql.SQL("({cols}) in (select {cols} from ({query}) as rows_found)").format(cols=cols, query=query)
+
+
+_SQL_OPERATORS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def gx_condition_sql(condition: dict) -> sql.Composable | None:
+    """A GX 1.x ``row_condition`` (its JSON form) as SQL; None for a kind this does not translate."""
+    kind = condition.get("type")
+    if kind in ("and", "or"):
+        parts = [gx_condition_sql(c) for c in condition.get("conditions") or []]
+        if not parts or any(p is None for p in parts):
+            return None
+        return sql.SQL("({})").format(sql.SQL(f" {kind} ").join(parts))
+    column = (condition.get("column") or {}).get("name")
+    if column is None:
+        return None
+    col = sql.Identifier(column)
+    if kind == "nullity":
+        return sql.SQL("{} is null" if condition.get("is_null", True) else "{} is not null").format(col)
+    if kind != "comparison":
+        return None
+    operator, parameter = condition.get("operator"), condition.get("parameter")
+    if operator in ("IN", "NOT_IN"):
+        values = sql.SQL(", ").join(map(sql.Literal, parameter))
+        return sql.SQL("{} {} ({})").format(col, sql.SQL("in" if operator == "IN" else "not in"), values)
+    if operator not in _SQL_OPERATORS:
+        return None
+    return sql.SQL("{} {} {}").format(col, sql.SQL(_SQL_OPERATORS[operator]), sql.Literal(parameter))
 
 
 def _selects(exp: dict, column: str) -> bool:

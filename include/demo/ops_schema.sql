@@ -83,8 +83,8 @@ create table if not exists public.training_participants (
     role            text,
     factory_id      int,
     attended        boolean,
-    pre_score       int,
-    post_score      int,
+    pre_score       numeric,     -- 0-100 (whole numbers in the demo)
+    post_score      numeric,
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now(),
     deleted_at      timestamptz

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import os
 import threading
@@ -115,6 +116,59 @@ class Case:
     quests: tuple[str, ...] = ()  # Quest.IDs that must reach raw from this file
 
 
+# Row rules of the export suite, one broken per assessment of ROW_RULES_FILE (its second row, so
+# rows 3, 6, 9, ...): (Quest.ID, the changed fields, the reason its quarantined record carries).
+ROW_RULES_FILE = "row_rules_2025-01-14.csv"
+CORRECTED = "row_rules_corrected_2025-01-20.csv"  # 8100 and 8101 again, whole and right
+ROW_RULE_CASES = [
+    ("8100", {"Question.type": "XYZ"}, "critical expectation failed: Question.type allowed values"),
+    ("8101", {"Cluster": "Wage Theft"}, "critical expectation failed: Cluster allowed values"),
+    ("8102", {"Finding": "2"}, "critical expectation failed: NCQ finding is 0, 1 or empty"),
+    ("8103", {"Question.ID": ""}, "critical expectation failed: Question.ID not null"),
+    (
+        "8104",
+        {"Factory.Assessed.ID": "F-301", "Cycle": "0"},
+        "critical expectation failed: Factory.Assessed.ID is an integer; "
+        "critical expectation failed: Cycle >= 1",
+    ),
+    (
+        "8105",
+        {"Assesment.Start.Date": "2024-02-01"},
+        "critical expectation failed: Assesment.Start.Date is dd/mm/yyyy",
+    ),
+    (
+        "8106",
+        {"Assesment.Start.Date": "01/01/2099"},
+        "critical expectation failed: Assesment.Start.Date not in the future",
+    ),
+    ("8107", {"Cluster": ""}, "critical expectation failed: Cluster required on NCQ rows"),
+    ("8108", {"Assesment.Start.Date": "30/02/2024"}, "impossible date in Assesment.Start.Date: '30/02/2024'"),
+]  # and 8109: complete
+
+
+def row_rules_records() -> list[list[str]]:
+    records = rows(8100, assessments=10)
+    for k, (_, change, _) in enumerate(ROW_RULE_CASES):
+        values = dict(zip(CONTRACT_COLUMNS, records[3 * k + 1], strict=True))
+        values.update(change)
+        records[3 * k + 1] = [values[c] for c in CONTRACT_COLUMNS]
+    return records
+
+
+def workbook_of_sheets(sheets: dict[str, list[list]]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, sheet_rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for r in sheet_rows:
+            sheet.append(r)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
 def _cases() -> list[Case]:
     good_72 = rows(7200, assessments=24)  # 72 rows
     unclosed = [list(r) for r in good_72]
@@ -163,7 +217,63 @@ def _cases() -> list[Case]:
         [[*r, *[""] * 300] for r in rows(8700)], header=[*CONTRACT_COLUMNS, *map(str, range(300))]
     )
     cut = csv_text(rows(8800)) + "Pakistan,301,Factory,8899,01/02/2024,1,NCQ,"
+    xlsx_row_rule = rows(8150)
+    xlsx_row_rule[1][CONTRACT_COLUMNS.index("Question.type")] = "XYZ"
+    export_sheet = [list(CONTRACT_COLUMNS), *rows(8160)]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("bwpk_assessments_2025-01-12.csv", csv_text(rows(8170)))
     return [
+        Case(
+            ROW_RULES_FILE,
+            csv_text(row_rules_records()).encode(),
+            "loaded",
+            "8 rows quarantined alone",
+            21,
+            9,
+        ),
+        Case(
+            "row_rules_2025-01-14.xlsx", xlsx_bytes(xlsx_row_rule), "loaded", "1 rows quarantined alone", 5, 1
+        ),
+        Case(
+            "notes_then_data_2025-01-14.xlsx",
+            workbook_of_sheets({"Read me": [["Exported from the assessment system"]], "Data": export_sheet}),
+            "loaded",
+            "worksheet 'Data' read (the workbook has 2 sheets)",
+            6,
+            0,
+            ("8160", "8161"),
+        ),
+        Case(
+            "two_exports_2025-01-12.xlsx",
+            workbook_of_sheets({"Lahore": export_sheet, "Karachi": export_sheet}),
+            "rejected",
+            "2 worksheets hold export columns ('Lahore', 'Karachi')",
+        ),
+        Case(
+            "legacy_xls_2025-01-12.csv",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + os.urandom(2000),
+            "rejected",
+            "a legacy Office (XLS/DOC) file",
+        ),
+        Case("gzipped_2025-01-12.csv", gzip.compress(big.encode()), "rejected", "a gzip archive"),
+        Case(
+            "zipped_csv_2025-01-12.csv", zipped.getvalue(), "rejected", "not an XLSX workbook: a zip archive"
+        ),
+        Case(
+            "web_page_2025-01-12.csv",
+            b"<html><body><table><tr><td>Country</td></tr></table></body></html>",
+            "rejected",
+            "an HTML or XML document",
+        ),
+        Case(
+            "header_only_2025-01-12.xlsx",
+            workbook_of_sheets({"Sheet1": [list(CONTRACT_COLUMNS)]}),
+            "loaded",
+            "",
+            0,
+            0,
+        ),
         Case("xlsx_saved_as_2025-01-11.csv", workbook, "loaded", "an XLSX workbook under a .csv name", 6),
         Case("broken_xml_2025-01-12.xlsx", bad_xml, "rejected", "not a readable XLSX file"),
         Case("zip_bomb_2025-01-12.xlsx", bomb, "rejected", "unpacks to"),
@@ -283,10 +393,14 @@ def tortured(pg_server_url, tmp_path_factory):
             writer.join()
         batches_after_first = q(url, "select source_object from audit.load_batches")
         second = load.load_assessment_exports(url, tmp / "landing")  # the next run: the copy is complete
+        # a corrected re-export of two assessments held by a row rule (the next day's export)
+        (folder / CORRECTED).write_text(csv_text(rows(8100, assessments=2)))
+        third = load.load_assessment_exports(url, tmp / "landing")
         yield {
             "url": url,
             "first": str(first.value),
             "second": second,
+            "third": third,
             "after_first": {b for (b,) in batches_after_first},
             "folder": folder,
         }
@@ -443,12 +557,18 @@ def test_known_content_is_not_examined_again(tortured):
     assert tortured["second"]["batches"] == 1 and tortured["second"]["files_waiting"] == []
 
 
-def test_marts_after_the_torture_run(tortured, tmp_path):
-    """A real dbt build over what the run loaded: good and decoded exports reach the marts."""
+@pytest.fixture(scope="module")
+def marts(tortured, tmp_path_factory):
+    """One real dbt build over what the three runs loaded (shared by the tests of the marts)."""
     from include import transform
 
+    return transform.build(tortured["url"], target_path=tmp_path_factory.mktemp("dbt") / "target")
+
+
+def test_marts_after_the_torture_run(tortured, marts):
+    """A real dbt build over what the run loaded: good and decoded exports reach the marts."""
     url = tortured["url"]
-    run = transform.build(url, target_path=tmp_path / "target")
+    run = marts
     assert run.ok
     found = {
         a
@@ -546,3 +666,93 @@ def test_an_older_export_landing_later_keeps_its_own_export_date(landing):
         ("b_2025-02-02.csv", "2025-02-02"),
         ("z_late_arrival_2024-06-30.csv", "2024-06-30"),
     ]
+
+
+def test_row_rules_quarantine_their_rows_whole_and_the_rest_of_the_file_loads(tortured):
+    """A failed critical rule about a row (GX's or the suite's SQL) quarantines that row, not the file."""
+    url = tortured["url"]
+    ((batch_id, status, read, loaded, quarantined, message, *_),) = batch(url, ROW_RULES_FILE)
+    assert (status, read, loaded, quarantined) == ("loaded", 30, 21, 9)
+    records = row_rules_records()
+    rejects = q(
+        url,
+        "select source_row, reason, raw_text, assessment_id from quarantine.rejected_rows"
+        " where batch_id = %s order by source_row",
+        (batch_id,),
+    )
+    assert [(r[0], r[3], r[1]) for r in rejects] == [
+        (3 * k + 3, quest, reason) for k, (quest, _, reason) in enumerate(ROW_RULE_CASES)
+    ]
+    for source_row, _, raw_text, _ in rejects:  # kept whole: the record as the file had it
+        assert raw_text == ",".join(records[source_row - 2]), source_row
+    # the rest of every assessment, and the complete one, reached raw
+    in_raw = dict(
+        q(
+            url,
+            'select "Quest.ID", count(*) from raw.assessment_export_rows where _batch_id = %s group by 1',
+            (batch_id,),
+        )
+    )
+    assert in_raw == {**{quest: 2 for quest, _, _ in ROW_RULE_CASES}, "8109": 3}
+    # the rules are recorded as failed for the file, and the message counts the rows per rule
+    failed = {
+        e
+        for (e,) in q(
+            url,
+            "select expectation from audit.validation_results"
+            " where batch_id = %s and severity = 'critical' and not success",
+            (batch_id,),
+        )
+    }
+    assert "Cluster required on NCQ rows" in failed and "Assesment.Start.Date not in the future" in failed
+    assert "critical expectation failed: Question.type allowed values: 1" in message
+    # the run's failure names the held assessments and the file
+    first_line = tortured["first"].splitlines()[0]
+    assert ROW_RULES_FILE in first_line and "8106" in first_line and "8150" in first_line
+    assert f"({ROW_RULES_FILE}) " not in tortured["first"]  # the file itself is not a failed batch
+
+
+def test_a_row_rule_in_a_workbook_quarantines_the_row_as_a_record(tortured):
+    url = tortured["url"]
+    ((batch_id, *_),) = batch(url, "row_rules_2025-01-14.xlsx")
+    ((source_row, reason, raw_text, quest),) = q(
+        url,
+        "select source_row, reason, raw_text, assessment_id from quarantine.rejected_rows"
+        " where batch_id = %s",
+        (batch_id,),
+    )
+    assert (source_row, reason, quest) == (
+        3,
+        "critical expectation failed: Question.type allowed values",
+        "8150",
+    )
+    assert raw_text.split(",")[CONTRACT_COLUMNS.index("Question.type")] == "XYZ"
+
+
+def test_held_assessments_are_flagged_in_the_marts_until_a_corrected_export_releases_them(tortured, marts):
+    url = tortured["url"]
+    assert marts.ok
+    third = tortured["third"]  # the corrected re-export loads whole, and the run holds nothing
+    assert (third["batches"], third["rows_loaded"], third["rows_quarantined"]) == (1, 6, 0)
+    flagged = {
+        a: (complete, counted, reason)
+        for a, complete, counted, reason in q(
+            url,
+            "select assessment_id::text, is_complete, is_counted, incomplete_reason from marts.fct_assessment"
+            " where assessment_id::text like '81__'",
+        )
+    }
+    for quest, _, rule_reason in ROW_RULE_CASES[2:]:
+        complete, counted, reason = flagged[quest]
+        assert (complete, counted) == (False, False), quest
+        assert ROW_RULES_FILE in reason and rule_reason in reason, (quest, reason)
+    assert flagged["8150"][:2] == (False, False)
+    # released by the corrected export; never held: the complete one beside them
+    for quest in ("8100", "8101", "8109"):
+        assert flagged[quest] == (True, flagged[quest][1], None), quest
+    # held assessments are in no count: none of their findings is counted
+    assert q(
+        url,
+        "select count(*) from marts.fct_assessment where is_counted and assessment_id::text = any(%s)",
+        ([quest for quest, _, _ in ROW_RULE_CASES[2:]],),
+    ) == [(0,)]
