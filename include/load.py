@@ -549,15 +549,21 @@ def _take_landed(
     this_run: dict[str, BatchResult | _StagedExport],
     started: float,
     before_staging=lambda: None,
+    *,
+    source: str = EXPORTS_SOURCE,
+    stage=None,
 ) -> _StagedExport | BatchResult | None:
     """Open the landed file's batch and stage it (committed); None: content already processed.
 
     ``before_staging`` is called once the file is known to be new and readable (GX's import starts).
+    ``source`` and ``stage`` (default: :func:`stage_export`): another file source's batches and its
+    staging function, same signature (the survey files, include/load_surveys.py).
     """
+    stage = stage or stage_export
     name = landed.path.name
     seen = conn.execute(
         "select 1 from audit.load_batches where source = %s and checksum = %s and status = any(%s)",
-        (EXPORTS_SOURCE, landed.checksum, list(SEEN_STATUSES)),
+        (source, landed.checksum, list(SEEN_STATUSES)),
     ).fetchone()
     conn.commit()
     if seen:
@@ -565,7 +571,7 @@ def _take_landed(
     extra = {"checksum": landed.checksum, "exported_on": landed.exported_on, "file_encoding": landed.encoding}
     first = this_run.get(landed.checksum)
     if first is not None:
-        batch_id = _open_batch(conn, EXPORTS_SOURCE, name, **extra)
+        batch_id = _open_batch(conn, source, name, **extra)
         message = (
             f"same content as {first.path.name if isinstance(first, _StagedExport) else first.source_object}"
             f" (batch {first.batch_id}) in this run: loaded once, this copy skipped"
@@ -578,7 +584,7 @@ def _take_landed(
         conn.commit()
         log.warning("%s: %s", name, message)
         return BatchResult(batch_id, name, "duplicate", message=message)
-    batch_id = _open_batch(conn, EXPORTS_SOURCE, name, **extra)
+    batch_id = _open_batch(conn, source, name, **extra)
     if landed.rejected:
         result = _reject_whole(conn, batch_id, name, landed.rejected)
         this_run[landed.checksum] = result
@@ -586,7 +592,7 @@ def _take_landed(
     report = extract_files.ParseReport(kind=landed.kind)
     before_staging()
     try:
-        stage_export(conn, batch_id, landed.copy, report, landed=landed)
+        stage(conn, batch_id, landed.copy, report, landed=landed)
     except extract_files.FileRejected as err:
         result = _reject_whole(conn, batch_id, name, err.reason)
     except Exception as err:
