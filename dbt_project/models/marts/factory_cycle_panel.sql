@@ -2,7 +2,9 @@
 -- factory received "since previous": after the previous counted assessment's start date (cycle 1:
 -- everything earlier) up to and including this assessment's start date. PICC meetings use the same
 -- window; improvement items open at the start: any cycle's items raised strictly before the start
--- date and not closed on or before it.
+-- date and not closed on or before it. Survey outcomes: the factory's survey wave whose first
+-- consenting submission falls in the same window (the latest wave if several; none: null), from
+-- factory_wave_outcomes (so that wave's own assessment_cycle there is the previous cycle).
 with
 
 -- materialized: referenced three times; re-planning the window per join was the slow part
@@ -83,6 +85,22 @@ meetings as (
     group by assessments.assessment_id
 ),
 
+survey_waves as (
+    select distinct on (assessments.assessment_id)
+        assessments.assessment_id,
+        outcomes.*
+    from assessments
+    inner join {{ ref('factory_wave_outcomes') }} as outcomes
+        on
+            assessments.factory_id = outcomes.factory_id
+            and assessments.start_date >= outcomes.first_submitted_on
+            and (
+                assessments.previous_start_date is null
+                or assessments.previous_start_date < outcomes.first_submitted_on
+            )
+    order by assessments.assessment_id, outcomes.wave desc
+),
+
 open_items as (
     select
         assessments.assessment_id,
@@ -114,7 +132,17 @@ select
     coalesce(training.participants, 0)::int as training_participants_since_previous,
     coalesce(training.female_participants, 0)::int as female_training_participants_since_previous,
     coalesce(meetings.picc_meetings, 0)::int as picc_meetings_since_previous,
-    coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start
+    coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start,
+    survey_waves.wave as survey_wave,
+    survey_waves.respondents as survey_respondents,
+    {%- for column in ['share_verbal_abuse_concern', 'share_sexual_harassment_concern',
+                       'share_physical_abuse_concern', 'share_low_wages_concern',
+                       'share_late_payment_concern', 'share_excessive_overtime_concern',
+                       'mean_life_satisfaction', 'mean_hours_last_week', 'share_over_60_hours',
+                       'share_with_payslip', 'share_knows_picc', 'monthly_turnover_pct',
+                       'absenteeism_pct', 'line_efficiency_pct'] %}
+        survey_waves.{{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
 from assessments
 left join factories
     on assessments.factory_id = factories.factory_id
@@ -128,3 +156,5 @@ left join meetings
     on assessments.assessment_id = meetings.assessment_id
 left join open_items
     on assessments.assessment_id = open_items.assessment_id
+left join survey_waves
+    on assessments.assessment_id = survey_waves.assessment_id
