@@ -188,7 +188,9 @@ def load_survey_files(
                 continue
             except OSError as err:
                 batch_id = load._open_batch(conn, surveys.SOURCE, path.name)
-                results.append(load._reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}"))
+                results.append(
+                    load._reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}")
+                )
                 continue
             try:
                 item = load._take_landed(
@@ -223,8 +225,12 @@ def load_survey_files(
                 tables.add(surveys.raw_table(instrument))
             if outcome is not None:
                 warnings += [
-                    {"file": item.path.name, "batch_id": item.batch_id, "rule": c.expectation,
-                     "rows": c.unexpected_count}
+                    {
+                        "file": item.path.name,
+                        "batch_id": item.batch_id,
+                        "rule": c.expectation,
+                        "rows": c.unexpected_count,
+                    }
                     for c in outcome.checks
                     if c.severity == "warning" and not c.success
                 ]

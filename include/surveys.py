@@ -104,9 +104,9 @@ def parse_name(path: Path | str) -> SurveyFile:
     match = _NAME.match(name)
     if not match or match["instrument"].lower() not in INSTRUMENTS:
         raise BadName(
-            f"the file name does not say the instrument and wave: expected "
-            f"<{'|'.join(INSTRUMENTS)}>_wave<n>_<YYYY-MM-DD>.csv or .xlsx (e.g. worker_wave3_2025-02-14.csv); "
-            "rename the file and drop it in the folder again"
+            "the file name does not say the instrument and wave: expected "
+            f"<{'|'.join(INSTRUMENTS)}>_wave<n>_<YYYY-MM-DD>.csv or .xlsx "
+            "(e.g. worker_wave3_2025-02-14.csv); rename the file and drop it in the folder again"
         )
     return SurveyFile(match["instrument"].lower(), int(match["wave"]), match["date"])
 

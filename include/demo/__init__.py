@@ -80,7 +80,10 @@ def _write_surveys(folder: Path, plan, only_if_empty: bool) -> dict:
         and set(sizes) == wanted
         and all((folder / n).is_file() and (folder / n).stat().st_size == s for n, s in sizes.items())
     ):
-        return {"skipped": f"{folder} already holds this demo programme's survey files", "files": sorted(wanted)}
+        return {
+            "skipped": f"{folder} already holds this demo programme's survey files",
+            "files": sorted(wanted),
+        }
     for stale in sizes:
         if stale not in wanted and (folder / stale).is_file():
             (folder / stale).unlink()

@@ -42,21 +42,48 @@ OLD_TABLETS = 0.1  # wave-3 submissions still on form 2024.1
 REEXPORTED_WAVE = 2
 NO_CONSENT = 0.04
 REFUSED = 0.03
-CONCERNS = ("verbal_abuse", "sexual_harassment", "physical_abuse", "low_wages", "late_payment",
-            "excessive_overtime")
-CONCERN_BASE = {  # log-odds of a moderate or big concern for an average factory at enrolment
-    "verbal_abuse": -0.6, "sexual_harassment": -1.4, "physical_abuse": -2.0, "low_wages": 0.4,
-    "late_payment": -0.8, "excessive_overtime": 0.0,
-}
-OLD_NAMES = {"concerns/verbal_abuse": "concerns/verbal", "concerns/sexual_harassment": "concerns/sexual",
-             "wellbeing/life_satisfaction": "wellbeing/satisfaction"}
-WORKER_QUESTIONS = (
-    "respondent/gender", "respondent/age", "respondent/tenure_months", "respondent/role",
-    "pay/last_month_pkr", "pay/payslip", "hours/last_week", *(f"concerns/{c}" for c in CONCERNS),
-    "voice/knows_picc", "wellbeing/life_satisfaction", "training/attended",
+CONCERNS = (
+    "verbal_abuse",
+    "sexual_harassment",
+    "physical_abuse",
+    "low_wages",
+    "late_payment",
+    "excessive_overtime",
 )
-MANAGER_QUESTIONS = ("hr/workers_total", "hr/workers_female", "hr/monthly_turnover_pct",
-                     "hr/absenteeism_pct", "prod/line_efficiency_pct", "prod/orders_lost_last_year")
+CONCERN_BASE = {  # log-odds of a moderate or big concern for an average factory at enrolment
+    "verbal_abuse": -0.6,
+    "sexual_harassment": -1.4,
+    "physical_abuse": -2.0,
+    "low_wages": 0.4,
+    "late_payment": -0.8,
+    "excessive_overtime": 0.0,
+}
+OLD_NAMES = {
+    "concerns/verbal_abuse": "concerns/verbal",
+    "concerns/sexual_harassment": "concerns/sexual",
+    "wellbeing/life_satisfaction": "wellbeing/satisfaction",
+}
+WORKER_QUESTIONS = (
+    "respondent/gender",
+    "respondent/age",
+    "respondent/tenure_months",
+    "respondent/role",
+    "pay/last_month_pkr",
+    "pay/payslip",
+    "hours/last_week",
+    *(f"concerns/{c}" for c in CONCERNS),
+    "voice/knows_picc",
+    "wellbeing/life_satisfaction",
+    "training/attended",
+)
+MANAGER_QUESTIONS = (
+    "hr/workers_total",
+    "hr/workers_female",
+    "hr/monthly_turnover_pct",
+    "hr/absenteeism_pct",
+    "prod/line_efficiency_pct",
+    "prod/orders_lost_last_year",
+)
 COURSES = ("SST", "GEAR", "WPC", "OSH", "HRM", "HAR")
 
 
@@ -84,8 +111,11 @@ def _cohort(plan: Plan) -> list[Factory]:
     for block in range(plan.scale):
         rnd = random.Random(f"{plan.seed}:survey-cohort:{block}")
         eligible = [
-            f for f in plan.live_factories(block)
-            if f.assessment_dates and f.enrolled_on < WAVES[1] and (f.exited_on is None or f.exited_on > WAVES[3])
+            f
+            for f in plan.live_factories(block)
+            if f.assessment_dates
+            and f.enrolled_on < WAVES[1]
+            and (f.exited_on is None or f.exited_on > WAVES[3])
         ]
         out += sorted(rnd.sample(eligible, min(COHORT, len(eligible))), key=lambda f: f.factory_id)
     return out
@@ -110,8 +140,9 @@ def _worker(rnd: random.Random, seed: int, f: Factory, wave: int, day: dt.date, 
     progress = _progress(f, day)
     female = rnd.random() < max(0.05, f.workers_female / max(1, f.workers_total))
     gender = "female" if female else ("other" if rnd.random() < 0.01 else "male")
-    name, _cnic, phone = people.person(seed, 5_000_000 + f.factory_id * 1000 + wave * 100 + n,
-                                       1 if female else 0, f.city)
+    name, _cnic, phone = people.person(
+        seed, 5_000_000 + f.factory_id * 1000 + wave * 100 + n, 1 if female else 0, f.city
+    )
     row = {"respondent/name": name, "respondent/phone": phone}
     if rnd.random() < NO_CONSENT:
         return {**row, "consent": "no"}  # the form ends at consent: no answers
@@ -122,11 +153,14 @@ def _worker(rnd: random.Random, seed: int, f: Factory, wave: int, day: dt.date, 
         "respondent/gender": gender,
         "respondent/age": age,
         "respondent/tenure_months": max(1, min(age * 12 - 150, round(rnd.expovariate(1 / 30)))),
-        "respondent/role": rnd.choices(("operator", "helper", "checker", "line_supervisor"), (60, 20, 12, 8))[0],
+        "respondent/role": rnd.choices(("operator", "helper", "checker", "line_supervisor"), (60, 20, 12, 8))[
+            0
+        ],
         "pay/last_month_pkr": int(pay),
         "pay/payslip": "yes" if rnd.random() < _logistic(0.3 + 1.6 * progress) else "no",
         "hours/last_week": hours,
-        "voice/knows_picc": "yes" if rnd.random() < _logistic(-0.8 + 1.5 * progress)
+        "voice/knows_picc": "yes"
+        if rnd.random() < _logistic(-0.8 + 1.5 * progress)
         else rnd.choice(("no", "dont_know")),
         "wellbeing/life_satisfaction": max(0, min(10, round(rnd.gauss(5 + 1.2 * progress, 1.8)))),
         "training/attended": " ".join(c for c in COURSES if rnd.random() < 0.05 + 0.08 * max(0, progress)),
@@ -189,7 +223,7 @@ def survey_files(plan: Plan) -> list[SurveyFile]:
         workers: list[dict] = []
         managers: list[dict] = []
         last = start
-        children = {c.factory_id for c in cohort[:: COHORT]} if wave == 1 else set()  # one per block
+        children = {c.factory_id for c in cohort[::COHORT]} if wave == 1 else set()  # one per block
         for f in cohort:
             day = start + dt.timedelta(days=rnd.randint(0, 40))
             if day > horizon():
@@ -200,20 +234,38 @@ def survey_files(plan: Plan) -> list[SurveyFile]:
             for n in range(respondents):
                 form = "2024.1" if wave == 3 and rnd.random() < OLD_TABLETS else version
                 w = _worker(rnd, plan.seed, f, wave, day, n, child=f.factory_id in children and n == 0)
-                w.update({"_uuid": _uuid(rnd), "_submission_time": _when(rnd, day), "_form_version": form,
-                          "wave": wave, "factory_id": f.factory_id})
+                w.update(
+                    {
+                        "_uuid": _uuid(rnd),
+                        "_submission_time": _when(rnd, day),
+                        "_form_version": form,
+                        "wave": wave,
+                        "factory_id": f.factory_id,
+                    }
+                )
                 workers.append(w)
             m = _manager(rnd, f, day)
-            m.update({"_uuid": _uuid(rnd), "_submission_time": _when(rnd, day), "_form_version": version,
-                      "wave": wave, "factory_id": f.factory_id})
+            m.update(
+                {
+                    "_uuid": _uuid(rnd),
+                    "_submission_time": _when(rnd, day),
+                    "_form_version": version,
+                    "wave": wave,
+                    "factory_id": f.factory_id,
+                }
+            )
             managers.append(m)
         issued = min(last + dt.timedelta(days=7), horizon())
         versions = {w["_form_version"] for w in workers} or {FORM[wave]}
         header = _header("worker", versions)
-        files.append(SurveyFile(f"worker_wave{wave}_{issued.isoformat()}.csv", issued, header, _rows(header, workers)))
+        files.append(
+            SurveyFile(f"worker_wave{wave}_{issued.isoformat()}.csv", issued, header, _rows(header, workers))
+        )
         mheader = _header("manager", {FORM[wave]})
         files.append(
-            SurveyFile(f"manager_wave{wave}_{issued.isoformat()}.xlsx", issued, mheader, _rows(mheader, managers))
+            SurveyFile(
+                f"manager_wave{wave}_{issued.isoformat()}.xlsx", issued, mheader, _rows(mheader, managers)
+            )
         )
         if wave == REEXPORTED_WAVE:
             again = min(issued + dt.timedelta(days=30), horizon())
@@ -227,11 +279,24 @@ def survey_files(plan: Plan) -> list[SurveyFile]:
                     corrected.append(w)
                 for f in cohort[:3]:  # late submissions, synchronised after the first export
                     w = _worker(rnd, plan.seed, f, wave, issued, 90, child=False)
-                    w.update({"_uuid": _uuid(rnd), "_submission_time": _when(rnd, issued),
-                              "_form_version": FORM[wave], "wave": wave, "factory_id": f.factory_id})
+                    w.update(
+                        {
+                            "_uuid": _uuid(rnd),
+                            "_submission_time": _when(rnd, issued),
+                            "_form_version": FORM[wave],
+                            "wave": wave,
+                            "factory_id": f.factory_id,
+                        }
+                    )
                     corrected.append(w)
-                files.append(SurveyFile(f"worker_wave{wave}_{again.isoformat()}_reexport.csv", again, header,
-                                        _rows(header, corrected)))
+                files.append(
+                    SurveyFile(
+                        f"worker_wave{wave}_{again.isoformat()}_reexport.csv",
+                        again,
+                        header,
+                        _rows(header, corrected),
+                    )
+                )
     return files
 
 

@@ -98,7 +98,7 @@ survey_waves as (
                 assessments.previous_start_date is null
                 or assessments.previous_start_date < outcomes.first_submitted_on
             )
-    order by assessments.assessment_id, outcomes.wave desc
+    order by assessments.assessment_id asc, outcomes.wave desc
 ),
 
 open_items as (
@@ -135,14 +135,20 @@ select
     coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start,
     survey_waves.wave as survey_wave,
     survey_waves.respondents as survey_respondents,
-    {%- for column in ['share_verbal_abuse_concern', 'share_sexual_harassment_concern',
-                       'share_physical_abuse_concern', 'share_low_wages_concern',
-                       'share_late_payment_concern', 'share_excessive_overtime_concern',
-                       'mean_life_satisfaction', 'mean_hours_last_week', 'share_over_60_hours',
-                       'share_with_payslip', 'share_knows_picc', 'monthly_turnover_pct',
-                       'absenteeism_pct', 'line_efficiency_pct'] %}
-        survey_waves.{{ column }}{{ ',' if not loop.last }}
-    {%- endfor %}
+    survey_waves.share_verbal_abuse_concern,
+    survey_waves.share_sexual_harassment_concern,
+    survey_waves.share_physical_abuse_concern,
+    survey_waves.share_low_wages_concern,
+    survey_waves.share_late_payment_concern,
+    survey_waves.share_excessive_overtime_concern,
+    survey_waves.mean_life_satisfaction,
+    survey_waves.mean_hours_last_week,
+    survey_waves.share_over_60_hours,
+    survey_waves.share_with_payslip,
+    survey_waves.share_knows_picc,
+    survey_waves.monthly_turnover_pct,
+    survey_waves.absenteeism_pct,
+    survey_waves.line_efficiency_pct
 from assessments
 left join factories
     on assessments.factory_id = factories.factory_id

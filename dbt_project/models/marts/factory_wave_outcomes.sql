@@ -10,11 +10,21 @@ workers as (
     select * from {{ ref('fct_survey_response') }}
 ),
 
-managers as (
-    select distinct on (factory_id, wave) *
-    from {{ ref('stg_survey_manager_responses') }}
+consenting_managers as (
+    select * from {{ ref('stg_survey_manager_responses') }}
     where is_consenting and factory_id is not null and wave is not null
-    order by factory_id, wave, submitted_at desc, response_id desc
+),
+
+managers as (
+    select distinct on (factory_id, wave)
+        factory_id,
+        wave,
+        monthly_turnover_pct,
+        absenteeism_pct,
+        line_efficiency_pct,
+        min(submitted_on) over (partition by factory_id, wave) as first_submitted_on
+    from consenting_managers
+    order by factory_id asc, wave asc, submitted_at desc, response_id desc
 ),
 
 worker_outcomes as (
@@ -46,7 +56,7 @@ factory_waves as (
     select
         coalesce(worker_outcomes.factory_id, managers.factory_id) as factory_id,
         coalesce(worker_outcomes.wave, managers.wave) as wave,
-        least(worker_outcomes.first_submitted_on, managers.submitted_on) as first_submitted_on
+        least(worker_outcomes.first_submitted_on, managers.first_submitted_on) as first_submitted_on
     from worker_outcomes
     full outer join managers
         on
@@ -72,8 +82,8 @@ linked as (
     left join assessments
         on
             factory_waves.factory_id = assessments.factory_id
-            and assessments.start_date <= factory_waves.first_submitted_on
-    order by factory_waves.factory_id, factory_waves.wave, assessments.start_date desc nulls last
+            and factory_waves.first_submitted_on >= assessments.start_date
+    order by factory_waves.factory_id asc, factory_waves.wave asc, assessments.start_date desc nulls last
 )
 
 select

@@ -33,9 +33,17 @@ answered as (
     select
         factory_id,
         wave,
-        {%- for measure, answer in measures %}
-            count({{ answer }}) as n_{{ measure }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        count(concern_verbal_abuse) as n_share_verbal_abuse_concern,
+        count(concern_sexual_harassment) as n_share_sexual_harassment_concern,
+        count(concern_physical_abuse) as n_share_physical_abuse_concern,
+        count(concern_low_wages) as n_share_low_wages_concern,
+        count(concern_late_payment) as n_share_late_payment_concern,
+        count(concern_excessive_overtime) as n_share_excessive_overtime_concern,
+        count(life_satisfaction) as n_mean_life_satisfaction,
+        count(hours_last_week) as n_mean_hours_last_week,
+        count(hours_last_week) as n_share_over_60_hours,
+        count(has_payslip) as n_share_with_payslip,
+        count(knows_picc) as n_share_knows_picc
     from {{ ref('fct_survey_response') }}
     group by factory_id, wave
 ),

@@ -17,10 +17,12 @@ pivoted as (
         max(wave) as wave,
         max(factory_id) as factory_id,
         max(consent) as consent,
-        {%- for q in ['workers_total', 'workers_female', 'monthly_turnover_pct', 'absenteeism_pct',
-                      'line_efficiency_pct', 'orders_lost_last_year'] %}
-            max(answer) filter (where question = '{{ q }}') as {{ q }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        max(answer) filter (where question = 'workers_total') as workers_total,
+        max(answer) filter (where question = 'workers_female') as workers_female,
+        max(answer) filter (where question = 'monthly_turnover_pct') as monthly_turnover_pct,
+        max(answer) filter (where question = 'absenteeism_pct') as absenteeism_pct,
+        max(answer) filter (where question = 'line_efficiency_pct') as line_efficiency_pct,
+        max(answer) filter (where question = 'orders_lost_last_year') as orders_lost_last_year
     from answers
     group by response_id
 )

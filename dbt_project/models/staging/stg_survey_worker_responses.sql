@@ -18,13 +18,22 @@ pivoted as (
         max(wave) as wave,
         max(factory_id) as factory_id,
         max(consent) as consent,
-        {%- for q in ['gender', 'age', 'tenure_months', 'role', 'pay_last_month_pkr', 'payslip',
-                      'hours_last_week', 'concern_verbal_abuse', 'concern_sexual_harassment',
-                      'concern_physical_abuse', 'concern_low_wages', 'concern_late_payment',
-                      'concern_excessive_overtime', 'knows_picc', 'life_satisfaction',
-                      'training_attended'] %}
-            max(answer) filter (where question = '{{ q }}') as {{ q }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        max(answer) filter (where question = 'gender') as gender,
+        max(answer) filter (where question = 'age') as age,
+        max(answer) filter (where question = 'tenure_months') as tenure_months,
+        max(answer) filter (where question = 'role') as role,
+        max(answer) filter (where question = 'pay_last_month_pkr') as pay_last_month_pkr,
+        max(answer) filter (where question = 'payslip') as payslip,
+        max(answer) filter (where question = 'hours_last_week') as hours_last_week,
+        max(answer) filter (where question = 'concern_verbal_abuse') as concern_verbal_abuse,
+        max(answer) filter (where question = 'concern_sexual_harassment') as concern_sexual_harassment,
+        max(answer) filter (where question = 'concern_physical_abuse') as concern_physical_abuse,
+        max(answer) filter (where question = 'concern_low_wages') as concern_low_wages,
+        max(answer) filter (where question = 'concern_late_payment') as concern_late_payment,
+        max(answer) filter (where question = 'concern_excessive_overtime') as concern_excessive_overtime,
+        max(answer) filter (where question = 'knows_picc') as knows_picc,
+        max(answer) filter (where question = 'life_satisfaction') as life_satisfaction,
+        max(answer) filter (where question = 'training_attended') as training_attended
     from answers
     group by response_id
 )
