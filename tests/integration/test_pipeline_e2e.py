@@ -129,7 +129,7 @@ def test_every_input_row_is_accounted_for(pipeline):
 # --------------------------------------------------------------------------- the console (issue 16)
 
 SOURCE_LINE = re.compile(
-    r"^  (assessment exports|case management):\s+(\d+) batch(?:es)?, "
+    r"^  (assessment exports|case management|survey waves):\s+(\d+) batch(?:es)?, "
     r"([\d,]+) rows loaded, ([\d,]+) quarantined"
 )
 
@@ -161,7 +161,11 @@ def test_console_summary_matches_the_audit_table(pipeline):
         m = SOURCE_LINE.match(line)
         if m:
             name, batches, loaded, quarantined = m.groups()
-            key = {"assessment exports": "assessment_exports", "case management": "case_management"}[name]
+            key = {
+                "assessment exports": "assessment_exports",
+                "case management": "case_management",
+                "survey waves": "survey_files",
+            }[name]
             shown[key] = (int(batches), int(loaded.replace(",", "")), int(quarantined.replace(",", "")))
     with db.connect(pipeline["url"]) as conn:
         audit = {
