@@ -186,11 +186,14 @@ def load_survey_files(
             except extract_files.NotReady as err:
                 log.warning("%s; taken on a later run", err)
                 continue
-            except OSError as err:
+            except Exception as err:  # unreadable (permissions, I/O error…): said, tried again next run
                 batch_id = load._open_batch(conn, surveys.SOURCE, path.name)
-                results.append(
-                    load._reject_whole(conn, batch_id, path.name, f"the file cannot be read: {err}")
+                reason = (
+                    f"the file cannot be read: {err}"
+                    if isinstance(err, OSError)
+                    else load._unexpected(err, "reading the file")
                 )
+                results.append(load._reject_whole(conn, batch_id, path.name, reason))
                 continue
             try:
                 item = load._take_landed(
@@ -204,21 +207,34 @@ def load_survey_files(
                 results.append(item)
             else:
                 staged.append(item)
-        outcomes = _validate(conn, warehouse_url, staged) if validate and staged else {}
+        outcomes, failures = _validate(conn, warehouse_url, staged) if validate and staged else ({}, {})
         for item in staged:
             instrument = _instrument_of(item.path.name)
+            if item.batch_id in failures:
+                results.append(
+                    load._reject_whole(conn, item.batch_id, item.path.name, failures[item.batch_id])
+                )
+                continue
             outcome = outcomes.get(item.batch_id)
-            if outcome is not None and outcome.failed_critical:
-                _mask_stage(conn, item.batch_id, instrument)
-            result = load._publish(
-                conn,
-                batch_id=item.batch_id,
-                source_object=item.path.name,
-                raw_table=surveys.raw_table(instrument),
-                columns=list(surveys.raw_columns(instrument)),
-                outcome=outcome,
-                message=item.message,
-            )
+            try:
+                if outcome is not None and outcome.failed_critical:
+                    _mask_stage(conn, item.batch_id, instrument)
+                result = load._publish(
+                    conn,
+                    batch_id=item.batch_id,
+                    source_object=item.path.name,
+                    raw_table=surveys.raw_table(instrument),
+                    columns=list(surveys.raw_columns(instrument)),
+                    outcome=outcome,
+                    message=item.message,
+                )
+            except Exception as err:
+                if load._transient(conn, err):
+                    raise
+                log.exception("%s: publishing failed", item.path.name)
+                reason = load._unexpected(err, "publishing the batch")
+                results.append(load._reject_whole(conn, item.batch_id, item.path.name, reason))
+                continue
             result.seconds.update(item.seconds)
             results.append(result)
             if result.status == "loaded" and result.rows_loaded:
@@ -234,7 +250,7 @@ def load_survey_files(
                     for c in outcome.checks
                     if c.severity == "warning" and not c.success
                 ]
-    if outcomes:
+    if validate and staged:
         from include import validate as validation
 
         validation.build_docs(warehouse_url)
@@ -249,18 +265,37 @@ def load_survey_files(
     return summary
 
 
-def _validate(conn: psycopg.Connection, warehouse_url: str, staged: list) -> dict:
-    """Each instrument's staged files validated together by its suite; {batch_id: Outcome}."""
+def _validate(conn: psycopg.Connection, warehouse_url: str, staged: list) -> tuple[dict, dict]:
+    """Each instrument's staged files validated together by its suite: ({batch_id: Outcome},
+    {batch_id: why its validation could not run}). If a group's validation raises, each file is
+    validated alone; a file whose validation still raises is rejected (the others go on)."""
     from include import validate as validation
 
     conn.commit()
     outcomes: dict = {}
+    failures: dict[int, str] = {}
     for instrument in surveys.INSTRUMENTS:
+        entity = surveys.entity(instrument)
         tables = {
             s.batch_id: f"batch_{s.batch_id}" for s in staged if _instrument_of(s.path.name) == instrument
         }
-        if tables:
-            outcomes.update(
-                validation.validate_batches(warehouse_url, surveys.entity(instrument), "stage", tables)
+        if not tables:
+            continue
+        try:
+            outcomes.update(validation.validate_batches(warehouse_url, entity, "stage", tables))
+        except Exception as err:
+            if load._transient(conn, err):
+                raise
+            log.exception(
+                "validation of %s %s files together failed; validating each alone", len(tables), entity
             )
-    return outcomes
+            for batch_id, table in tables.items():
+                try:
+                    outcomes.update(
+                        validation.validate_batches(warehouse_url, entity, "stage", {batch_id: table})
+                    )
+                except Exception as alone:
+                    if load._transient(conn, alone):
+                        raise
+                    failures[batch_id] = load._unexpected(alone, "validating the file")
+    return outcomes, failures

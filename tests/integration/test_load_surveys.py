@@ -96,3 +96,26 @@ def test_a_quarantined_worker_record_keeps_no_name_or_phone(warehouse_db, tmp_pa
     (raw_text, reason) = _rows(warehouse_db, "select raw_text, reason from quarantine.rejected_rows")[0]
     assert reason.startswith("wrong field count")
     assert "Zzsurvey" not in raw_text and "+92" not in raw_text and raw_text.startswith("masked:")
+
+
+def test_a_file_with_a_duplicated_uuid_is_held_by_gx_with_names_masked(warehouse_db, tmp_path, monkeypatch):
+    """The one test here that runs the GX suite: a critical rule holds the whole file in quarantine,
+    and the held rows there carry no name or phone in clear."""
+    monkeypatch.setenv("DOCS_DIR", str(tmp_path / "docs"))
+    source = FIXTURES / "handmade" / "surveys" / "worker_wave1_2023-03-20.csv"
+    lines = source.read_bytes().decode("utf-8-sig").splitlines()
+    lines[2] = lines[2].replace("w1b,", "w1a,", 1)  # two submissions with one _uuid
+    folder = _landing(tmp_path) / "surveys"
+    (folder / source.name).write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
+    with pytest.raises(load.LoadFailed, match="worker_wave1_2023-03-20.csv"):
+        load_surveys.load_survey_files(warehouse_db, folder.parent, min_age_seconds=0, settle_seconds=0)
+    status, read, loaded, held, message = _rows(
+        warehouse_db,
+        "select status, rows_read, rows_loaded, rows_quarantined, message from audit.load_batches",
+    )[0]
+    assert (status, read, loaded, held) == ("quarantined", 7, 0, 7)
+    assert "_uuid unique in a file" in message
+    quarantined = _rows(warehouse_db, "select raw_text from quarantine.rejected_rows order by source_row")
+    assert len(quarantined) == 7
+    assert all("Zzsurvey" not in t and "+92 301" not in t and "masked:" in t for (t,) in quarantined)
+    assert _rows(warehouse_db, "select count(*) from raw.survey_worker_rows") == [(0,)]
