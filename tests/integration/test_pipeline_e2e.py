@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from include import db
+from include import db, surveys
 from include.contract import RAW_TABLES
+
+ALL_RAW_TABLES = (*RAW_TABLES, *(surveys.raw_table(i).removeprefix("raw.") for i in surveys.INSTRUMENTS))
+"""Every raw table a run loads: the contract's sources and the survey waves' (include/surveys.py)."""
 
 
 def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -28,7 +31,7 @@ def _max_batch(url: str) -> int:
 
 def _raw_counts(url: str) -> dict[str, int]:
     with db.connect(url) as conn:
-        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in ALL_RAW_TABLES}
 
 
 @pytest.fixture(scope="module")
