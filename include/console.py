@@ -35,7 +35,13 @@ NON_TTY_EVERY = 60.0
 """Seconds between "still running" lines when the output is not a terminal."""
 NAME_WIDTH = 52
 
-SOURCE_NAMES = {"assessment_exports": "assessment exports", "case_management": "case management"}
+SOURCE_NAMES = {
+    "assessment_exports": "assessment exports",
+    "case_management": "case management",
+    "survey_files": "survey waves",
+}
+ALWAYS_SHOWN = {"respondent under 14": "child labour signal"}
+"""Warnings said on a line of their own, never folded into "+n more" (docs/SURVEYS.md)."""
 
 
 def redact(url: str) -> str:
@@ -502,6 +508,12 @@ def summary_lines(
         if len(s["failed_batches"]) > 3:
             lines.append(f"    … and {len(s['failed_batches']) - 3} more (audit.load_batches)")
     warnings = validation_warnings(url, since)
+    for rule, n, rows in [w for w in warnings if w[0] in ALWAYS_SHOWN]:
+        lines.append(
+            f"  {ALWAYS_SHOWN[rule].capitalize()}: {rule}, {rows:,} row(s) in {n} file(s)"
+            " (audit.validation_results names the submissions)"
+        )
+    warnings = [w for w in warnings if w[0] not in ALWAYS_SHOWN]
     if warnings:
         shown = "; ".join(
             f"{rule} ({rows:,} rows in {n} batch{'es' if n != 1 else ''})" for rule, n, rows in warnings[:3]

@@ -61,6 +61,23 @@ _MARKUP = re.compile(rb"\s*<(!doctype html|html|\?xml|table|head|body)[\s>]", re
 SHEET_HEADER_SEARCH = 100  # rows of a worksheet looked at for its header when choosing the sheet
 
 
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Which columns a file source keeps (in this order) and which its header must have.
+
+    The default is the assessment export's (contract §1). Another file source (the survey
+    instruments, include/surveys.py) passes its own to :func:`iter_chunks`: a column of
+    ``columns`` missing from ``required`` may be absent from a file (its values are then None).
+    """
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    what: str = "assessment export"
+
+
+EXPORT_SPEC = ColumnSpec(tuple(CONTRACT_COLUMNS), tuple(CONTRACT_COLUMNS))
+
+
 class NotFastPath(Exception):
     """The file's bytes cannot go to ``COPY`` as they are; the loader parses it row by row instead."""
 
@@ -542,6 +559,7 @@ def iter_chunks(
     limits: Limits | None = None,
     kind: str | None = None,
     xlsx_reader: str = "calamine",
+    spec: ColumnSpec = EXPORT_SPEC,
 ) -> Iterator[Chunk]:
     """Stream the file's records as chunks of good rows and rejects (see the module docstring).
 
@@ -549,26 +567,29 @@ def iter_chunks(
     (default: ``path``). :class:`FileRejected` may be raised before the first chunk or after the
     last one (a truncated file, a quote never closed): the caller loads nothing from a file until
     the iterator is exhausted. ``xlsx_reader``: ``'calamine'`` (fast) or ``'openpyxl'`` (the
-    reference the tests compare it with).
+    reference the tests compare it with). ``spec``: the columns kept and required (default: the
+    assessment export's).
     """
     report = report if report is not None else ParseReport()
     limits = limits or Limits()
     name = name or path
     report.kind = kind or sniff(path)
     if report.kind == "csv":
-        records = _csv_records(path, name, report, limits)
+        records = _csv_records(path, name, report, limits, spec)
     else:
         sheet_bytes = _check_zip(path, name, limits)
         if xlsx_reader == "openpyxl" or sheet_bytes > limits.xlsx_fast_max_bytes:
             report.reader = "openpyxl"
-            records = _xlsx_records_openpyxl(path, name, report, limits)
+            records = _xlsx_records_openpyxl(path, name, report, limits, spec)
         else:
             report.reader = "calamine"
-            records = _xlsx_records(path, name, report, limits)
-    yield from _chunked(records, chunk_rows)
+            records = _xlsx_records(path, name, report, limits, spec)
+    yield from _chunked(records, chunk_rows, spec)
 
 
-def _header_positions(path: Path, header: list, report: ParseReport, limits: Limits) -> list[int]:
+def _header_positions(
+    path: Path, header: list, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
+) -> list[int]:
     if len(header) > limits.max_columns:
         raise FileRejected(
             path,
@@ -576,6 +597,8 @@ def _header_positions(path: Path, header: list, report: ParseReport, limits: Lim
             "EXPORT_MAX_COLUMNS); " + FIX,
         )
     names = [(h or "").strip() if isinstance(h, str) else ("" if h is None else str(h)) for h in header]
+    if spec is not EXPORT_SPEC:
+        return _spec_positions(path, names, report, spec)
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
         joined = ",".join(names)
@@ -659,21 +682,23 @@ def _impossible_date(value: str | None) -> bool:
 _Record = tuple[int, list | None, str | None, str | None]
 
 
-def _chunked(records: Iterator[tuple[list[int], _Record]], chunk_rows: int) -> Iterator[Chunk]:
+def _chunked(
+    records: Iterator[tuple[list[int], _Record]], chunk_rows: int, spec: ColumnSpec = EXPORT_SPEC
+) -> Iterator[Chunk]:
     chunk = Chunk(rows=[])
     positions: list[int] | None = None
-    date_at = CONTRACT_COLUMNS.index(DATE_COLUMN)
+    date_at = spec.columns.index(DATE_COLUMN) if DATE_COLUMN in spec.columns else None
     for positions, (row_no, fields, raw, reason) in records:
         if reason is None:
-            values = [fields[i] for i in positions]
-            if _impossible_date(values[date_at]):
+            values = [fields[i] if i >= 0 else None for i in positions]  # -1: an optional column absent
+            if date_at is not None and _impossible_date(values[date_at]):
                 reason = f"impossible date in {DATE_COLUMN}: {values[date_at]!r}"
                 raw = raw if raw is not None else csv_record(fields)
             else:
                 values.append(row_no)
                 chunk.rows.append(values)
         if reason is not None:
-            quest = assessment_of(fields, raw, positions)
+            quest = assessment_of(fields, raw, positions) if spec is EXPORT_SPEC else None
             chunk.rejects.append(Reject(row_no, raw or "", reason, quest))
         if len(chunk.rows) + len(chunk.rejects) >= chunk_rows:
             yield chunk
@@ -718,7 +743,7 @@ def _swallowed(path: Path, first_line: int, lines: int, row_no: int, why: str) -
 
 
 def _csv_records(
-    path: Path, name: Path, report: ParseReport, limits: Limits
+    path: Path, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
 ) -> Iterator[tuple[list[int], _Record]]:
     with path.open("rb") as f:
         lines = _Lines(f)
@@ -733,7 +758,7 @@ def _csv_records(
             raise FileRejected(name, "not a CSV export: the header is not UTF-8 text; " + FIX)
         if len(lines.current) > 1:
             raise _swallowed(name, 1, len(lines.current), 1, "the header")
-        positions = _header_positions(name, header, report, limits)
+        positions = _header_positions(name, header, report, limits, spec)
         width = len(header)
         row_no = 1
         last: tuple[int, list | None, str] | None = None
@@ -842,7 +867,11 @@ def _check_zip(path: Path, name: Path, limits: Limits) -> int:
 
 
 def _xlsx_rows(
-    name: Path, header_and_rows: Iterator[tuple[int, list]], report: ParseReport, limits: Limits
+    name: Path,
+    header_and_rows: Iterator[tuple[int, list]],
+    report: ParseReport,
+    limits: Limits,
+    spec: ColumnSpec = EXPORT_SPEC,
 ) -> Iterator[tuple[list[int], _Record]]:
     """Sheet rows (row number, cell values) as records: shared by both XLSX readers."""
     header = None
@@ -853,7 +882,7 @@ def _xlsx_rows(
             header = list(values)
             while header and (header[-1] is None or header[-1] == ""):
                 header.pop()
-            positions = _header_positions(name, header, report, limits)
+            positions = _header_positions(name, header, report, limits, spec)
             width = len(header)
             continue
         cells = [_cell(v) for v in values]
@@ -910,7 +939,7 @@ def _names_contract_columns(rows) -> bool:
 
 
 def _xlsx_records(
-    path: Path, name: Path, report: ParseReport, limits: Limits
+    path: Path, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
 ) -> Iterator[tuple[list[int], _Record]]:
     """The export's worksheet (:func:`choose_sheet`) read with python-calamine (Rust; its cells are
     held in memory: about 1.4 times the sheet's unpacked XML, hence ``xlsx_fast_max_bytes``)."""
@@ -949,11 +978,11 @@ def _xlsx_records(
         for row_no, values in enumerate(sheet.iter_rows(), start=1):  # rows from the sheet's first
             yield row_no, pad + values
 
-    yield from _xlsx_rows(name, rows(), report, limits)
+    yield from _xlsx_rows(name, rows(), report, limits, spec)
 
 
 def _xlsx_records_openpyxl(
-    path: Path, name: Path, report: ParseReport, limits: Limits
+    path: Path, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
 ) -> Iterator[tuple[list[int], _Record]]:
     """The export's worksheet (:func:`choose_sheet`) streamed with openpyxl (``read_only``): the
     reference reader, slower."""
@@ -970,7 +999,7 @@ def _xlsx_records_openpyxl(
         chosen = choose_sheet(name, list(sheets), lambda t: sheets[t].iter_rows(values_only=True), report)
         rows = sheets[chosen].iter_rows(values_only=True)
         try:
-            yield from _xlsx_rows(name, enumerate(rows, start=1), report, limits)
+            yield from _xlsx_rows(name, enumerate(rows, start=1), report, limits, spec)
         except FileRejected:
             raise
         except Exception as err:  # noqa: BLE001 - openpyxl raises assorted XML errors on a cut sheet
@@ -979,3 +1008,21 @@ def _xlsx_records_openpyxl(
             ) from err
     finally:
         book.close()
+
+
+def _spec_positions(path: Path, names: list[str], report: ParseReport, spec: ColumnSpec) -> list[int]:
+    """Header positions of ``spec.columns`` (-1: an optional column the file lacks)."""
+    missing = [c for c in spec.required if c not in names]
+    if missing:
+        raise FileRejected(
+            path,
+            f"header lacks required columns of a {spec.what}: {', '.join(missing)}; nothing of the file "
+            "was loaded; " + FIX,
+        )
+    duplicated = sorted({c for c in spec.columns if names.count(c) > 1})
+    if duplicated:
+        raise FileRejected(
+            path, f"header repeats columns: {', '.join(duplicated)} (which one holds the data?); " + FIX
+        )
+    report.extra_columns = [n for n in names if n and n not in spec.columns]
+    return [names.index(c) if c in names else -1 for c in spec.columns]

@@ -275,6 +275,18 @@ def write_codebook(tables: list[Table], folder: Path) -> None:
         for (column, value), in_tables in sorted(values.items()):
             row = [column, value, _meaning(column, value), " ".join(sorted(in_tables))]
             writer.writerow([csv_text(v) for v in row])
+        # survey outcomes: each one's scale and meaning, in the tables that carry them
+        for column, (scale, meaning) in SURVEY_SCALES.items():
+            holders = [
+                t.name
+                for t in tables
+                if any(c.name == column for c in t.columns)
+                and (
+                    t.name == SURVEY_TABLE or (t.name == "factory_cycle_panel" and column not in SURVEY_ONLY)
+                )
+            ]
+            if holders:
+                writer.writerow([csv_text(v) for v in (column, scale, meaning, " ".join(sorted(holders)))])
 
 
 def content_hash(folder: Path) -> str:
@@ -345,6 +357,82 @@ rates = (
 rates["noncompliance_rate"] = rates["factories_noncompliant"] / rates["factories_assessed"]
 """
 """The README's recipe: cp_noncompliance_rate from the released panel (a test runs it on a release)."""
+
+# >>> survey waves (issue 19; docs/SURVEYS.md)
+SURVEY_TABLE = "factory_wave_outcomes"
+SURVEY_ONLY = {
+    "wave",
+    "assessment_cycle",
+    "respondents",
+    "female_respondents",
+    "is_suppressed",
+    "suppressed_measures",
+}
+"""Columns of factory_wave_outcomes whose name other tables use with another meaning."""
+_CONCERN = (
+    "share of respondents answering {} with 2 (moderate) or 3 (big concern) on the 0-3 scale "
+    "(0 none, 1 small), among those who answered it"
+)
+SURVEY_SCALES = {
+    "wave": ("1, 2, …", "survey wave of the programme's impact evaluation (about one a year)"),
+    "assessment_cycle": (
+        "0, 1, 2, …",
+        "cycle of the factory's latest counted assessment starting on or before the wave's first "
+        "submission; 0: before its first counted assessment; null: withheld (fewer than k factories)",
+    ),
+    "respondents": ("count", "consenting worker respondents (non-consenting submissions count nowhere)"),
+    "female_respondents": ("count", "of those, women; null when respondents < 10"),
+    "share_verbal_abuse_concern": ("0-1", _CONCERN.format("the concern about verbal abuse")),
+    "share_sexual_harassment_concern": ("0-1", _CONCERN.format("the concern about sexual harassment")),
+    "share_physical_abuse_concern": ("0-1", _CONCERN.format("the concern about physical abuse")),
+    "share_low_wages_concern": ("0-1", _CONCERN.format("the concern about low wages")),
+    "share_late_payment_concern": ("0-1", _CONCERN.format("the concern about late payment")),
+    "share_excessive_overtime_concern": ("0-1", _CONCERN.format("the concern about excessive overtime")),
+    "mean_life_satisfaction": ("0-10", "mean life satisfaction (0 worst … 10 best) among those who answered"),
+    "mean_hours_last_week": ("hours", "mean hours worked in the last week among those who answered"),
+    "share_over_60_hours": (
+        "0-1",
+        "share who worked more than 60 hours in the last week, among those who answered",
+    ),
+    "share_with_payslip": ("0-1", "share who received a pay slip, among those who answered yes or no"),
+    "share_knows_picc": (
+        "0-1",
+        "share who know the factory's PICC (answered yes), among those who answered yes, no or don't know",
+    ),
+    "monthly_turnover_pct": ("0-100", "manager: monthly worker turnover, percent (the factory's own figure)"),
+    "absenteeism_pct": ("0-100", "manager: absenteeism, percent (the factory's own figure)"),
+    "line_efficiency_pct": ("0-100", "manager: average line efficiency, percent (the factory's own figure)"),
+    "is_suppressed": (
+        "true / false",
+        "true when a figure of the row was built from fewer than 10 respondents",
+    ),
+    "suppressed_measures": ("names", "the row's suppressed figures, comma-separated (null when none)"),
+    "survey_wave": (
+        "1, 2, …",
+        "the factory's survey wave whose first submission falls in the panel row's window",
+    ),
+    "survey_respondents": ("count", "consenting worker respondents of survey_wave"),
+}
+"""Codebook entries of the survey outcomes (table factory_wave_outcomes, and the panel's survey
+columns): the scale of each outcome and what it means, whatever values a release holds."""
+
+SURVEY_README = """## Survey waves (worker and manager outcomes)
+
+The programme's impact evaluation surveys workers (10-30 per factory) and one manager of each
+factory in waves, on tablets. `factory_wave_outcomes` has one row per factory × wave, never a
+respondent: shares and means over the consenting workers who answered each question (a refusal is
+left out of the denominator; a submission without consent counts nowhere), the manager's turnover,
+absenteeism and line efficiency, and `assessment_cycle`, the factory's latest counted assessment
+starting on or before the wave's first submission. **Every share or mean built from fewer than 10
+respondents is suppressed** (null; `is_suppressed` true and the figure named in
+`suppressed_measures`), and so is `female_respondents` when there are fewer than 10 respondents.
+Only waves with enough factories are published; `assessment_cycle` is withheld where too few
+factories of the wave share it. `factory_cycle_panel` repeats the outcomes of the factory's wave
+whose first submission falls in the row's "since previous" window (`survey_wave`), as published
+here. The codebook gives each outcome's scale.
+
+"""
+# <<< survey waves
 
 # >>> social dialogue, remediation and gender (issue 17: the tables of docs/MARTS.md's section)
 DIALOGUE_README = """## Social dialogue, remediation and gender
@@ -429,7 +517,7 @@ dictionary = pd.read_csv("data_dictionary.csv")
 - `programme_kpis`: deleted records never count; a participation counts when attended; a year row
   counts what falls in that year.
 
-{DIALOGUE_README}## Reproducing cp_noncompliance_rate from the panel
+{DIALOGUE_README}{SURVEY_README}## Reproducing cp_noncompliance_rate from the panel
 
 Run in this folder; `rates` then equals `cp_noncompliance_rate` on every cell that is not
 suppressed (and on `factories_assessed` wherever it has the cell). Cycles reached by fewer than k

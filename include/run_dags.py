@@ -9,7 +9,7 @@ any DAG run did not succeed.
 
 The pipeline (``--pipeline``):
 
-1. both extraction DAGs, whatever happens to either;
+1. the extraction DAGs (case management, assessment exports, survey waves), whatever happens to any;
 2. ``transform`` only if something changed since the last successful transform
    (:func:`include.transform.needs_transform`: a batch loaded rows, the dbt project changed, or
    ``--full-refresh``), otherwise it says that nothing changed;
@@ -34,14 +34,15 @@ from datetime import timedelta
 
 log = logging.getLogger("bw.run_dags")
 
-EXTRACT_DAGS = ("extract_case_management", "extract_assessments")
+EXTRACT_DAGS = ("extract_case_management", "extract_assessments", "extract_surveys")
 TRANSFORM_DAG = "transform"
 RELEASE_DAG = "research_release"
 SITE_DAG = "publish_site"
 PUBLISH_DAGS = (RELEASE_DAG, SITE_DAG)
 PIPELINE = (*EXTRACT_DAGS, TRANSFORM_DAG, *PUBLISH_DAGS)
-"""The DAGs of ``bw run``, in dependency order: the registry before the exports (GX checks export
-factories against it), both raw sources before the transform, the marts before a release."""
+"""The DAGs of ``bw run``, in dependency order: the registry before the exports and the survey
+waves (GX checks their factories against it), every raw source before the transform, the marts
+before a release."""
 
 RETRY_DELAY = timedelta(seconds=5)
 """Delay before a retry under ``bw run`` (transient faults only; bad input is not retried)."""

@@ -179,6 +179,34 @@ create table if not exists raw.cm_improvement_items (
     _loaded_at timestamptz not null default now()
 );
 
+-- ---------------------------------------------------------------- raw: survey waves (contract §6)
+-- >>> surveys (include/surveys.py, include/load_surveys.py; docs/SURVEYS.md)
+-- One row per submission per loaded file (a re-export loads its submissions again; staging keeps
+-- the latest file's), every column as text, named as the survey tool names it. The question
+-- columns are every name any form version uses (seed survey_question_crosswalk; a test checks
+-- that this list and include.surveys.raw_columns agree). respondent/name and respondent/phone are
+-- personal data: they stop here (the crosswalk does not map them, so staging never reads them).
+create table if not exists raw.survey_worker_rows (
+    _uuid text, _submission_time text, _form_version text, wave text, factory_id text, consent text,
+    "respondent/name" text, "respondent/phone" text, "respondent/gender" text,
+    "respondent/age" text, "respondent/tenure_months" text, "respondent/role" text,
+    "pay/last_month_pkr" text, "pay/payslip" text, "hours/last_week" text, "concerns/verbal" text,
+    "concerns/sexual" text, "concerns/physical_abuse" text, "concerns/low_wages" text,
+    "concerns/late_payment" text, "concerns/excessive_overtime" text, "voice/knows_picc" text,
+    "wellbeing/satisfaction" text, "training/attended" text, "concerns/verbal_abuse" text,
+    "concerns/sexual_harassment" text, "wellbeing/life_satisfaction" text,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+create table if not exists raw.survey_manager_rows (
+    _uuid text, _submission_time text, _form_version text, wave text, factory_id text, consent text,
+    "hr/workers_total" text, "hr/workers_female" text, "hr/monthly_turnover_pct" text,
+    "hr/absenteeism_pct" text, "prod/line_efficiency_pct" text, "prod/orders_lost_last_year" text,
+    _batch_id bigint not null, _source text not null, _source_row bigint not null,
+    _loaded_at timestamptz not null default now()
+);
+-- <<< surveys
+
 -- ---------------------------------------------------------------- stage: helpers of the CSV fast path
 -- include.load COPYs a contract-shaped CSV straight into stage.batch_<id>; these find and describe,
 -- in SQL, the rows the Python parser would have quarantined (include.extract_files does the same).

@@ -17,7 +17,13 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 HEAVY = ("pandas", "great_expectations", "dbt")
-EXPECTED_DAGS = {"extract_case_management", "extract_assessments", "transform", "research_release"}
+EXPECTED_DAGS = {
+    "extract_case_management",
+    "extract_assessments",
+    "extract_surveys",
+    "transform",
+    "research_release",
+}
 
 
 @pytest.fixture(scope="module")

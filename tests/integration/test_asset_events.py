@@ -1,6 +1,6 @@
 """An extraction that loaded rows emits its Asset events; one with nothing new emits none (issue 13).
 
-Both extraction DAGs run under ``dag.test()`` (as ``make run`` runs them), in a child process with
+The extraction DAGs run under ``dag.test()`` (as ``make run`` runs them), in a child process with
 its own Airflow home and metadata database; the events are read back from Airflow's database.
 """
 
@@ -75,3 +75,11 @@ def test_events_only_when_rows_were_loaded(warehouse_db, fresh_ops_database, tmp
     one_file, again = _run_dags(env, "extract_assessments", "extract_assessments")
     assert one_file["events"] == ["raw.assessment_export_rows"], one_file
     assert again["events"] == [], again
+
+    # the survey waves' extraction (one child process: a run with the file, then one with nothing new)
+    (tmp_path / "landing" / "surveys").mkdir()
+    survey = PROJECT_DIR / "tests" / "fixtures" / "handmade" / "surveys" / "worker_wave2_2024-06-10.csv"
+    (tmp_path / "landing" / "surveys" / survey.name).write_bytes(survey.read_bytes())
+    one_survey, survey_again = _run_dags(env, "extract_surveys", "extract_surveys")
+    assert one_survey["events"] == ["raw.survey_worker_rows"], one_survey  # only the table with rows
+    assert survey_again["state"] == "success" and survey_again["events"] == [], survey_again

@@ -452,3 +452,22 @@ def test_a_database_with_foreign_rows_is_not_overwritten(fresh_ops_database, tmp
     with pytest.raises(NotDemoData):
         generate(tmp_path, fresh_ops_database, only_if_empty=False)
     assert _one(fresh_ops_database, "select name from factories") == "real factory"
+
+
+def test_survey_waves_are_written_beside_the_exports_a_few_percent_of_their_rows(demo, export_rows):
+    """Survey files (docs/SURVEYS.md): CSV with BOM and CRLF for workers, XLSX for managers, 3 waves
+    and a re-export, a few percent of the export rows, only registry factories of the demo."""
+    landing, url = demo
+    files = sorted(p.name for p in (landing / "surveys").iterdir() if not p.name.startswith("."))
+    assert [f.split("_")[0] for f in files].count("worker") == 4 and any("reexport" in f for f in files)
+    assert all(f.endswith(".xlsx") for f in files if f.startswith("manager")) and len(files) == 7
+    worker = next(p for p in (landing / "surveys").iterdir() if p.name.startswith("worker_wave1"))
+    head = worker.read_bytes()[:4096]
+    assert head.startswith(b"\xef\xbb\xbf") and b"\r\n" in head
+    rows = [r for f in files for r in _read(landing / "surveys" / f)]
+    assert 0.02 * len(export_rows) < len(rows) < 0.06 * len(export_rows)
+    registry = {
+        r[0] for r in _all(url, "select factory_id::text from public.factories where deleted_at is null")
+    }
+    assert {r["factory_id"] for r in rows} <= registry
+    assert {r["wave"] for r in rows} == {"1", "2", "3"}

@@ -1,12 +1,14 @@
 """The marts, built by a real ``dbt build`` from a small hand-made set of sources.
 
 The sources (``tests/fixtures/handmade/*.csv``) go straight into the raw tables of a throwaway
-warehouse; the right answers were worked out by hand (``tests/fixtures/handmade/README.md``) and
-sit beside them as ``expected_*.csv``. Every row and every column of ``cp_noncompliance_rate``,
-``factory_cycle_panel``, ``programme_kpis`` and the social dialogue and remediation marts
-(``fct_picc_meeting``, ``factory_social_dialogue``, ``fct_improvement_item``,
-``factory_remediation``) is compared; rates are written as fractions. The run's date ("as of") is
-fixed at ``AS_OF`` through the dbt var ``as_of``.
+warehouse; the survey export files (``tests/fixtures/handmade/surveys/``) go through the survey
+loader (the real file machinery and GX suites). The right answers were worked out by hand
+(``tests/fixtures/handmade/README.md``) and sit beside them as ``expected_*.csv``. Every row and
+every column of ``cp_noncompliance_rate``, ``factory_cycle_panel``, ``programme_kpis``, the social
+dialogue and remediation marts (``fct_picc_meeting``, ``factory_social_dialogue``,
+``fct_improvement_item``, ``factory_remediation``) and ``factory_wave_outcomes`` is compared;
+rates are written as fractions. The run's date ("as of") is fixed at ``AS_OF`` through the dbt
+var ``as_of``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ MART_KEYS = {
     "factory_social_dialogue": ("factory_id", "year"),
     "fct_improvement_item": ("item_id",),
     "factory_remediation": ("factory_id", "cycle"),
+    "factory_wave_outcomes": ("factory_id", "wave"),
 }
 AS_OF = "2024-12-31"
+SURVEY_LOAD: dict = {}
 
 
 def load_handmade_sources(url: str) -> None:
@@ -48,6 +52,25 @@ def load_handmade_sources(url: str) -> None:
             )
             with conn.cursor().copy(copy) as cp:
                 cp.write(path.read_bytes())
+
+
+def load_handmade_surveys(url: str, landing: Path) -> dict:
+    """The survey fixture files through the survey loader, GX included; returns its summary.
+
+    Batch ids start above the hand-made raw rows' ``_batch_id`` values (audit.load_batches is empty
+    until now), so that no export row finds a survey batch's export date.
+    """
+    import shutil
+
+    from include import load_surveys
+
+    folder = landing / "surveys"
+    folder.mkdir(parents=True)
+    for path in sorted((FIXTURES / "surveys").iterdir()):
+        shutil.copy2(path, folder / path.name)
+    with db.connect(url) as conn:
+        conn.execute("select setval('audit.load_batches_batch_id_seq', 1000)")
+    return load_surveys.load_survey_files(url, landing, min_age_seconds=0, settle_seconds=0)
 
 
 def _expected_value(text: str):
@@ -104,19 +127,25 @@ def built_marts(tmp_path_factory, pg_server_url):
     url = db.with_database(pg_server_url, f"bwtest_marts_{os.getpid()}")
     db.drop_database(url)
     db.ensure_database(url)
-    previous_key = os.environ.get("PSEUDONYM_KEY")
+    work = tmp_path_factory.mktemp("handmade")
+    previous = {k: os.environ.get(k) for k in ("PSEUDONYM_KEY", "DOCS_DIR")}
     os.environ["PSEUDONYM_KEY"] = "test-key-not-secret-0123456789abcdef"
+    os.environ["DOCS_DIR"] = str(work / "docs")
     try:
         warehouse.bootstrap(url)
         load_handmade_sources(url)
+        surveys = load_handmade_surveys(url, work / "landing")
         target = tmp_path_factory.mktemp("dbt_target")
         run = transform.run_dbt(["build", "--vars", f"{{as_of: '{AS_OF}'}}"], url, target_path=target)
+        SURVEY_LOAD.clear()
+        SURVEY_LOAD.update(surveys)  # the survey loader's summary, for the survey tests below
         yield url, run
     finally:
-        if previous_key is None:
-            os.environ.pop("PSEUDONYM_KEY", None)
-        else:
-            os.environ["PSEUDONYM_KEY"] = previous_key
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         db.drop_database(url)
 
 
@@ -215,7 +244,7 @@ def test_marts_are_documented_in_the_database_and_readable_by_analysts(built_mar
         ).fetchone()[0]
     assert undocumented == []
     assert not_granted == []
-    assert tables == 13
+    assert tables == 15
 
 
 def test_snapshot_keeps_the_history_of_changed_factory_attributes(built_marts):
@@ -240,3 +269,120 @@ def test_snapshot_keeps_the_history_of_changed_factory_attributes(built_marts):
             " where factory_id = 101 order by dbt_valid_from"
         ).fetchall()
     assert history == [(350, False), (420, True)]
+
+
+# --------------------------------------------------------------------------- survey waves
+
+
+def _one(url: str, query: str, params=()):
+    with db.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_survey_latest_export_wins_per_uuid(built_marts):
+    url, _ = built_marts
+    raw = _one(
+        url, "select \"hours/last_week\" from raw.survey_worker_rows where _uuid = 'w1a' order by _batch_id"
+    )
+    assert raw == [("62",), ("58",)]  # the first file, then the re-export (XLSX) that corrected it
+    staged = _one(
+        url, "select hours_last_week from staging.stg_survey_worker_responses where response_id = 'w1a'"
+    )
+    assert staged == [(58,)]
+    # every submission once, whichever files hold it: w1a and w1b are in both wave-1 files
+    counts = _one(
+        url, "select count(*), count(distinct response_id) from staging.stg_survey_worker_responses"
+    )
+    assert counts == [(13, 13)]
+
+
+def test_survey_non_consent_is_kept_in_raw_and_counted_nowhere(built_marts):
+    from include import warehouse
+
+    url, _ = built_marts
+    assert _one(url, "select count(*) from raw.survey_worker_rows where consent = 'no'") == [(2,)]
+    assert _one(url, "select count(*) from raw.survey_manager_rows where consent = 'no'") == [(1,)]
+    with warehouse.connect_keyed(url) as conn:
+        refused = conn.execute(
+            "select count(*) from marts.fct_survey_response where response_key in"
+            " (private.pseudonym('survey_response', 'w1d'), private.pseudonym('survey_response', 'x4'))"
+        ).fetchone()
+    assert refused == (0,)
+    assert _one(url, "select count(*) from marts.fct_survey_response") == [(11,)]
+    assert _one(url, "select sum(respondents) from marts.factory_wave_outcomes") == [(11,)]
+    # factory 201's only wave-1 submission is a manager's refusal: no wave-1 row at all
+    assert _one(
+        url, "select count(*) from marts.factory_wave_outcomes where factory_id = 201 and wave = 1"
+    ) == [(0,)]
+
+
+def test_survey_form_versions_map_through_the_crosswalk(built_marts):
+    url, _ = built_marts
+    rows = dict(
+        (r[0], r[1:])
+        for r in _one(
+            url,
+            "select response_id, form_version, concern_verbal_abuse, concern_sexual_harassment,"
+            " life_satisfaction from staging.stg_survey_worker_responses where response_id in ('x1', 'x3')",
+        )
+    )
+    # x3 answered on 2024.1 (concerns/verbal, concerns/sexual, wellbeing/satisfaction), x1 on 2025.1,
+    # in the same file
+    assert rows == {"x1": ("2025.1", 0, 1, 7), "x3": ("2024.1", 3, 0, 3)}
+
+
+def test_survey_under_14_warning_is_recorded_and_names_no_one(built_marts):
+    url, _ = built_marts
+    found = _one(
+        url,
+        "select b.source_object, v.severity, v.success, v.unexpected_count, v.unexpected_values::text"
+        " from audit.validation_results v join audit.load_batches b using (batch_id)"
+        " where v.expectation = 'respondent under 14' order by b.batch_id",
+    )
+    flagged = {r[0]: r for r in found if not r[2]}
+    assert set(flagged) == {"worker_wave1_2023-03-20.csv", "worker_wave1_2023-04-10_reexport.xlsx"}
+    for _name, severity, _ok, count, values in flagged.values():
+        assert severity == "warning" and count == 1 and '"w1b"' in values and "Zzsurvey" not in values
+    assert any(w["rule"] == "respondent under 14" for w in SURVEY_LOAD["warnings"])
+    messages = _one(
+        url, "select message from audit.load_batches where source_object = 'worker_wave1_2023-03-20.csv'"
+    )
+    assert "respondent under 14" in messages[0][0]
+    # the unknown factory 999 is warned about too, and its rows load
+    assert any(w["rule"] == "factory known to the registry" for w in SURVEY_LOAD["warnings"])
+
+
+def test_survey_batches_account_for_every_row(built_marts):
+    url, _ = built_marts
+    batches = _one(
+        url,
+        "select source_object, status, rows_read, rows_loaded, rows_quarantined from audit.load_batches"
+        " where source = 'survey_files' order by batch_id",
+    )
+    assert len(batches) == 5 and all(b[1] == "loaded" for b in batches)
+    assert all(b[2] == b[3] + b[4] for b in batches)
+    assert sum(b[3] for b in batches) == 15 + 6  # worker rows 7 + 3 + 5, manager rows 5 + 1
+    assert _one(url, "select count(*) from raw.survey_worker_rows") == [(15,)]
+    assert SURVEY_LOAD["rows_loaded"] == 21
+
+
+def test_survey_names_and_phones_never_leave_raw(built_marts):
+    url, _ = built_marts
+    with db.connect(url) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_schema in ('staging', 'intermediate', 'marts', 'research', 'quarantine', 'audit')"
+        ).fetchall()
+        leaks = []
+        for schema, table in tables:
+            hit = conn.execute(
+                sql.SQL(
+                    "select count(*) from {} as t where t::text like '%Zzsurvey%' or t::text like '%301 111%'"
+                ).format(sql.Identifier(schema, table))
+            ).fetchone()[0]
+            if hit:
+                leaks.append((schema, table, hit))
+    assert leaks == []
+    assert _one(
+        url, "select count(*) from raw.survey_worker_rows where \"respondent/name\" like 'Zzsurvey%%'"
+    ) == [(15,)]

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from include import db
+from include import db, surveys
 from include.contract import RAW_TABLES
+
+ALL_RAW_TABLES = (*RAW_TABLES, *(surveys.raw_table(i).removeprefix("raw.") for i in surveys.INSTRUMENTS))
+"""Every raw table a run loads: the contract's sources and the survey waves' (include/surveys.py)."""
 
 
 def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -27,7 +30,7 @@ def _max_batch(url: str) -> int:
 
 def _raw_counts(url: str) -> dict[str, int]:
     with db.connect(url) as conn:
-        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in ALL_RAW_TABLES}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +109,7 @@ def test_every_input_row_is_accounted_for(pipeline):
 # --------------------------------------------------------------------------- the console (issue 16)
 
 SOURCE_LINE = re.compile(
-    r"^  (assessment exports|case management):\s+(\d+) batch(?:es)?, "
+    r"^  (assessment exports|case management|survey waves):\s+(\d+) batch(?:es)?, "
     r"([\d,]+) rows loaded, ([\d,]+) quarantined"
 )
 
@@ -138,7 +141,11 @@ def test_console_summary_matches_the_audit_table(pipeline):
         m = SOURCE_LINE.match(line)
         if m:
             name, batches, loaded, quarantined = m.groups()
-            key = {"assessment exports": "assessment_exports", "case management": "case_management"}[name]
+            key = {
+                "assessment exports": "assessment_exports",
+                "case management": "case_management",
+                "survey waves": "survey_files",
+            }[name]
             shown[key] = (int(batches), int(loaded.replace(",", "")), int(quarantined.replace(",", "")))
     with db.connect(pipeline["url"]) as conn:
         audit = {

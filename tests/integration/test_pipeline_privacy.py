@@ -1,9 +1,12 @@
 """``bw run`` end to end under a pipeline login that is not a superuser, on the demo (scale 1;
 scale 10 in ``make test-system``) with canaries planted in the case-management source: a
-participant's name, CNIC and phone (one valid row, one that validation rejects). Afterwards no
-table outside ``raw`` (and the per-batch ``stage`` tables on their way into it), no file of the run
-(releases, Data Docs and the GX store, dbt docs, Airflow's home with its logs, the run's full log)
-and nothing the run printed holds them; the release passes the disclosure checks.
+participant's name, CNIC and phone (one valid row, one that validation rejects), and in a survey
+wave: a worker respondent's name and phone (one valid submission, one record the parser
+quarantines). Afterwards no table outside ``raw`` (and the per-batch ``stage`` tables on their way
+into it), no file of the run (releases, Data Docs and the GX store, dbt docs, Airflow's home with
+its logs, the run's full log) and nothing the run printed holds them; the release passes the
+disclosure checks, and the survey outcomes in research suppress every figure built from fewer than
+10 respondents.
 
 What the rejected row's canaries test is the masking of quarantined rows and of validation results
 (``include/personal_data.mask_record``, applied by the loaders).
@@ -31,6 +34,10 @@ CANARIES = {
     "bad_name": "Zzcanary Rejected Person",
     "bad_cnic": "35299-87X5432-9",  # fails the CNIC rule: the row is rejected
     "bad_phone": "+92 399 1212121",
+    "survey_name": "Zzcanary Survey Respondent",
+    "survey_phone": "+92 398 4455667",
+    "bad_survey_name": "Zzcanary Survey Quarantined",
+    "bad_survey_phone": "+92 398 9988776",
 }
 KEY = "pipeline-privacy-test-key-0123456789abcdef"
 SCALES = [1, pytest.param(10, marks=pytest.mark.system)]
@@ -58,6 +65,45 @@ def plant(ops_url: str) -> None:
                 " values (%s, %s, %s, %s, %s, %s, 'female', 'union_rep', %s, true, 41, 77)",
                 (top + offset, session, f"ZZCANARYREF{offset}", name, cnic, phone, factory),
             )
+
+
+def plant_survey(landing: Path, ops_url: str) -> None:
+    """A late wave-3 worker file: one consenting respondent, one record with a field too many."""
+    import csv
+
+    from include.demo.surveys import _header
+
+    with db.connect(ops_url) as conn:
+        (factory,) = conn.execute(
+            "select factory_id from public.factories where deleted_at is null order by factory_id limit 1"
+        ).fetchone()
+    header = _header("worker", {"2025.1"})
+    good = dict.fromkeys(header, "")
+    good.update(
+        {
+            "_uuid": "zzcanary-0001",
+            "_submission_time": "2025-07-20T09:00:00Z",
+            "_form_version": "2025.1",
+            "wave": "3",
+            "factory_id": str(factory),
+            "consent": "yes",
+            "respondent/name": CANARIES["survey_name"],
+            "respondent/phone": CANARIES["survey_phone"],
+            "respondent/gender": "female",
+            "respondent/age": "31",
+            "hours/last_week": "61",
+            "concerns/verbal_abuse": "2",
+        }
+    )
+    bad = dict(good, **{"_uuid": "zzcanary-0002", "respondent/name": CANARIES["bad_survey_name"]})
+    bad["respondent/phone"] = CANARIES["bad_survey_phone"]
+    with (landing / "surveys" / "worker_wave3_2025-08-30_late.csv").open(
+        "w", encoding="utf-8-sig", newline=""
+    ) as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerow([good[c] for c in header])
+        writer.writerow([bad[c] for c in header] + ["a field too many"])
 
 
 @pytest.fixture(scope="module", params=SCALES, ids=lambda scale: f"scale{scale}")
@@ -110,6 +156,7 @@ def run(request, pg_server_url, tmp_path_factory):
         db.ensure_database(ops_url)
         demo.generate(work / "landing", ops_url, scale=scale)
         plant(ops_url)
+        plant_survey(work / "landing", ops_url)
         bw = Path(sys.executable).with_name("bw")
         proc = subprocess.run([str(bw), "run"], env=env, capture_output=True, text=True, timeout=1500)
         yield {"proc": proc, "url": warehouse_url, "work": work, "login": login, "password": password}
@@ -192,6 +239,14 @@ def test_no_table_outside_raw_holds_a_canary(run):
             "select count(*) from raw.cm_training_participants where full_name like 'Zzcanary%'"
         )
         assert in_raw.fetchone()[0] >= 1  # they did arrive (so the scan below can see them)
+        in_raw = conn.execute(
+            "select count(*) from raw.survey_worker_rows where \"respondent/name\" like 'Zzcanary%'"
+        )
+        assert in_raw.fetchone()[0] == 1
+        quarantined = conn.execute(
+            "select count(*) from quarantine.rejected_rows where source = 'worker_wave3_2025-08-30_late.csv'"
+        )
+        assert quarantined.fetchone()[0] == 1
     assert _tables_outside_raw(run["url"]) == []
 
 
@@ -221,3 +276,47 @@ def test_the_run_never_prints_or_writes_the_password(run):
             if path.is_file() and password.encode() in path.read_bytes():
                 hits.append(str(path.relative_to(run["work"])))
     assert hits == []
+
+
+def test_research_survey_outcomes_suppress_every_figure_from_fewer_than_10_respondents(run, monkeypatch):
+    """Every published share or mean of research.factory_wave_outcomes rests on at least 10 answers
+    (counted in marts.fct_survey_response), and the table holds no respondent row."""
+    from include import warehouse
+
+    monkeypatch.setenv("PSEUDONYM_KEY", KEY)
+    measures = {
+        "share_verbal_abuse_concern": "concern_verbal_abuse",
+        "share_sexual_harassment_concern": "concern_sexual_harassment",
+        "share_physical_abuse_concern": "concern_physical_abuse",
+        "share_low_wages_concern": "concern_low_wages",
+        "share_late_payment_concern": "concern_late_payment",
+        "share_excessive_overtime_concern": "concern_excessive_overtime",
+        "mean_life_satisfaction": "life_satisfaction",
+        "mean_hours_last_week": "hours_last_week",
+        "share_over_60_hours": "hours_last_week",
+        "share_with_payslip": "has_payslip",
+        "share_knows_picc": "knows_picc",
+    }
+    answered = ", ".join(f"count({a}) as n_{m}" for m, a in measures.items())
+    with warehouse.connect_keyed(run["url"]) as conn:
+        cur = conn.execute(
+            "select r.*, a.* from research.factory_wave_outcomes r left join ("
+            " select private.pseudonym('factory', factory_id::text) as k, wave as w, count(*) as n,"
+            f" {answered} from marts.fct_survey_response group by 1, 2) a"
+            " on a.k = r.factory_key and a.w = r.wave"
+        )
+        columns = [c.name for c in cur.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    assert rows and not {"response_key", "age_band", "gender"} & set(columns)
+    published = suppressed = 0
+    for row in rows:
+        assert row["respondents"] == (row["n"] or 0)
+        assert row["female_respondents"] is None or row["respondents"] >= 10
+        for measure in measures:
+            if row[measure] is not None:
+                assert row[f"n_{measure}"] >= 10, (measure, row)
+                published += 1
+            elif (row[f"n_{measure}"] or 0) > 0:
+                assert row["is_suppressed"] and measure in row["suppressed_measures"]
+                suppressed += 1
+    assert published and suppressed  # the demo has both

@@ -222,6 +222,51 @@ def insert_raw(url: str) -> None:
             "insert into raw.cm_factory_brands (factory_id, brand_id, since, until, updated_at,"
             " _batch_id, _source, _source_row) values (90001, 50001, '2020-01-01', null, now(), 7, 'fb', 1)"
         )
+        insert_surveys(cur)
+
+
+def insert_surveys(cur) -> None:
+    """Survey wave 1 of seven factories: 8 … 14 consenting workers (a share from fewer than 10 is
+    suppressed in research) and a manager each; names and phones planted like the trainees'."""
+    columns = (
+        '_uuid, _submission_time, _form_version, wave, factory_id, consent, "respondent/name",'
+        ' "respondent/phone", "respondent/gender", "respondent/age", "hours/last_week",'
+        ' "concerns/verbal_abuse", "wellbeing/life_satisfaction", "pay/payslip", "voice/knows_picc"'
+    )
+    rows = []
+    for i, fid in enumerate(FACTORY_IDS[:7]):
+        for n in range(8 + i):
+            rows.append(
+                (
+                    f"UZZ{fid}-{n}",
+                    "2023-05-02T08:00:00Z",
+                    "2025.1",
+                    "1",
+                    str(fid),
+                    "yes",
+                    f"ZZSECRETSURVEY Respondent {fid}-{n}",
+                    f"+92 300 99{fid % 100:02d}{n:03d}",
+                    "female" if n % 2 else "male",
+                    str(18 + n),
+                    str(48 + n),
+                    str(n % 4),
+                    str(n % 11),
+                    "yes" if n % 3 else "no",
+                    "yes" if n % 2 else "dont_know",
+                )
+            )
+    cur.executemany(
+        f"insert into raw.survey_worker_rows ({columns}, _batch_id, _source, _source_row)"
+        " values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, 10, 'worker_wave1_2023-05-10.csv', 2)",
+        rows,
+    )
+    cur.executemany(
+        "insert into raw.survey_manager_rows (_uuid, _submission_time, _form_version, wave, factory_id,"
+        ' consent, "hr/monthly_turnover_pct", "hr/absenteeism_pct", "prod/line_efficiency_pct",'
+        " _batch_id, _source, _source_row) values"
+        " (%s, '2023-05-02T07:00:00Z', '2025.1', '1', %s, 'yes', '6.5', '7', '55', 11, 'm.csv', 2)",
+        [(f"UZZM{fid}", str(fid)) for fid in FACTORY_IDS[:7]],
+    )
 
 
 IDENTIFIERS_CONTAINED = ["ZZSECRET", "PK2023145ZZSEC", "PREFZZ", "35202-99", "+92 300 99", "QZZ", "ADVZZ"]
@@ -291,6 +336,7 @@ def rows(url: str, query: str, role: str | None = "researcher") -> list[dict]:
 
 RESEARCH_TABLES = [
     "dim_factory",
+    "factory_wave_outcomes",
     "factory_cycle_panel",
     "factory_cp_findings",
     "cp_noncompliance_rate",

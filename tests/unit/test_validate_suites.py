@@ -10,8 +10,21 @@ from include import validate
 from include.assets import CASE_MANAGEMENT_TABLES
 from include.extract_files import CONTRACT_COLUMNS
 from include.extract_ops import spec
+from include.surveys import INSTRUMENTS, raw_columns
 
-ENTITIES = ["assessment_export_rows", *(f"cm_{t}" for t in CASE_MANAGEMENT_TABLES)]
+ENTITIES = [
+    "assessment_export_rows",
+    *(f"cm_{t}" for t in CASE_MANAGEMENT_TABLES),
+    *(f"survey_{i}_rows" for i in INSTRUMENTS),
+]
+
+
+def _columns(entity: str) -> set[str]:
+    if entity == "assessment_export_rows":
+        return set(CONTRACT_COLUMNS)
+    if entity.startswith("survey_"):
+        return set(raw_columns(entity.split("_")[1]))
+    return set(spec(entity[3:]).columns)
 
 
 def test_one_suite_per_source_entity():
@@ -25,7 +38,7 @@ def test_every_expectation_has_severity_rule_and_known_columns(entity):
     assert suite["name"] == entity
     rules = [e["meta"]["rule"] for e in suite["expectations"]]
     assert len(rules) == len(set(rules))
-    columns = set(CONTRACT_COLUMNS) if entity == "assessment_export_rows" else set(spec(entity[3:]).columns)
+    columns = _columns(entity)
     for exp in suite["expectations"]:
         kw = exp["kwargs"]
         named = [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *kw.get("column_list", [])]

@@ -2,7 +2,9 @@
 -- factory received "since previous": after the previous counted assessment's start date (cycle 1:
 -- everything earlier) up to and including this assessment's start date. PICC meetings use the same
 -- window; improvement items open at the start: any cycle's items raised strictly before the start
--- date and not closed on or before it.
+-- date and not closed on or before it. Survey outcomes: the factory's survey wave whose first
+-- consenting submission falls in the same window (the latest wave if several; none: null), from
+-- factory_wave_outcomes (so that wave's own assessment_cycle there is the previous cycle).
 with
 
 -- materialized: referenced three times; re-planning the window per join was the slow part
@@ -83,6 +85,22 @@ meetings as (
     group by assessments.assessment_id
 ),
 
+survey_waves as (
+    select distinct on (assessments.assessment_id)
+        assessments.assessment_id,
+        outcomes.*
+    from assessments
+    inner join {{ ref('factory_wave_outcomes') }} as outcomes
+        on
+            assessments.factory_id = outcomes.factory_id
+            and assessments.start_date >= outcomes.first_submitted_on
+            and (
+                assessments.previous_start_date is null
+                or assessments.previous_start_date < outcomes.first_submitted_on
+            )
+    order by assessments.assessment_id asc, outcomes.wave desc
+),
+
 open_items as (
     select
         assessments.assessment_id,
@@ -114,7 +132,23 @@ select
     coalesce(training.participants, 0)::int as training_participants_since_previous,
     coalesce(training.female_participants, 0)::int as female_training_participants_since_previous,
     coalesce(meetings.picc_meetings, 0)::int as picc_meetings_since_previous,
-    coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start
+    coalesce(open_items.open_items, 0)::int as improvement_items_open_at_start,
+    survey_waves.wave as survey_wave,
+    survey_waves.respondents as survey_respondents,
+    survey_waves.share_verbal_abuse_concern,
+    survey_waves.share_sexual_harassment_concern,
+    survey_waves.share_physical_abuse_concern,
+    survey_waves.share_low_wages_concern,
+    survey_waves.share_late_payment_concern,
+    survey_waves.share_excessive_overtime_concern,
+    survey_waves.mean_life_satisfaction,
+    survey_waves.mean_hours_last_week,
+    survey_waves.share_over_60_hours,
+    survey_waves.share_with_payslip,
+    survey_waves.share_knows_picc,
+    survey_waves.monthly_turnover_pct,
+    survey_waves.absenteeism_pct,
+    survey_waves.line_efficiency_pct
 from assessments
 left join factories
     on assessments.factory_id = factories.factory_id
@@ -128,3 +162,5 @@ left join meetings
     on assessments.assessment_id = meetings.assessment_id
 left join open_items
     on assessments.assessment_id = open_items.assessment_id
+left join survey_waves
+    on assessments.assessment_id = survey_waves.assessment_id
