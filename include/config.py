@@ -93,6 +93,10 @@ class Settings:
     """``XLSX_FAST_MAX_BYTES``: an XLSX sheet up to this size unpacked (default 512 MiB) is read with
     python-calamine (fast; holds the sheet in memory, ~1.4× this size); a larger one is streamed with
     openpyxl (slower, memory bounded by a chunk of rows)."""
+    xlsx_child_min_bytes: int
+    """``XLSX_CHILD_MIN_BYTES``: a sheet read with python-calamine that is larger than this unpacked
+    (default 32 MiB) is read in a child process, which holds the sheet and streams its rows back, so
+    that the loading process (Airflow, Great Expectations) never holds it too."""
     site_dir: Path
     """``SITE_DIR``: the static site (staff dashboards, ``public/`` transparency page)."""
     dbt_project_dir: Path
@@ -162,6 +166,7 @@ def settings() -> Settings:
         landing_min_age_seconds=float(env("LANDING_MIN_AGE_SECONDS", "60")),
         landing_settle_seconds=float(env("LANDING_SETTLE_SECONDS", "2")),
         xlsx_fast_max_bytes=int(env("XLSX_FAST_MAX_BYTES", str(512 << 20))),
+        xlsx_child_min_bytes=int(env("XLSX_CHILD_MIN_BYTES", str(32 << 20))),
         site_dir=_path(env("SITE_DIR", "data/site")),
         dbt_project_dir=_path(env("DBT_PROJECT_DIR", "dbt_project")),
         log_dir=_path(env("LOG_DIR", "data/logs")),

@@ -108,6 +108,7 @@ class Limits:
     max_columns: int = 200
     max_xlsx_uncompressed_bytes: int = 2 << 30
     xlsx_fast_max_bytes: int = 512 << 20  # a larger sheet is streamed by openpyxl: bounded memory
+    xlsx_child_min_bytes: int = 32 << 20  # a larger sheet is read in a child process (xlsx_child)
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -120,6 +121,7 @@ class Limits:
             cfg.export_max_columns,
             cfg.export_max_xlsx_uncompressed_bytes,
             cfg.xlsx_fast_max_bytes,
+            cfg.xlsx_child_min_bytes,
         )
 
 
@@ -583,8 +585,22 @@ def iter_chunks(
             records = _xlsx_records_openpyxl(path, name, report, limits, spec)
         else:
             report.reader = "calamine"
+            if sheet_bytes > limits.xlsx_child_min_bytes:
+                # calamine holds the whole sheet: let a child process hold it (include/xlsx_child.py)
+                from include import xlsx_child
+
+                yield from xlsx_child.iter_chunks(path, name, report, limits, chunk_rows, spec)
+                return
             records = _xlsx_records(path, name, report, limits, spec)
     yield from _chunked(records, chunk_rows, spec)
+
+
+def read_xlsx_chunks(
+    path: Path, name: Path, report: ParseReport, limits: Limits, chunk_rows: int, spec: ColumnSpec
+) -> Iterator[Chunk]:
+    """The first worksheet's chunks, read with python-calamine in this process (what
+    :mod:`include.xlsx_child` runs in its child)."""
+    yield from _chunked(_xlsx_records(path, name, report, limits, spec), chunk_rows, spec)
 
 
 def _header_positions(

@@ -23,7 +23,7 @@ from pathlib import Path
 from include.config import PROJECT_DIR
 
 
-def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int) -> Iterator:
+def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int, spec) -> Iterator:
     """The sheet's chunks, read by a child process (see the module docstring)."""
     from include.extract_files import FileRejected
 
@@ -36,7 +36,7 @@ def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int) -> Iter
     )
     finished = False
     try:
-        pickle.dump((Path(path), Path(name), limits, chunk_rows), child.stdin)
+        pickle.dump((Path(path), Path(name), limits, chunk_rows, spec), child.stdin)
         child.stdin.close()
         while True:
             try:
@@ -69,11 +69,11 @@ def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int) -> Iter
 def _main() -> None:
     from include.extract_files import FileRejected, ParseReport, read_xlsx_chunks
 
-    path, name, limits, chunk_rows = pickle.load(sys.stdin.buffer)
+    path, name, limits, chunk_rows, spec = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
     report = ParseReport(kind="xlsx", reader="calamine")
     try:
-        for chunk in read_xlsx_chunks(path, name, report, limits, chunk_rows):
+        for chunk in read_xlsx_chunks(path, name, report, limits, chunk_rows, spec):
             pickle.dump(("chunk", chunk), out, protocol=pickle.HIGHEST_PROTOCOL)
     except FileRejected as err:
         pickle.dump(("report", dataclasses.asdict(report)), out)

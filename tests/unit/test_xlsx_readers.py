@@ -144,3 +144,35 @@ def test_a_sheet_too_large_for_memory_is_streamed_by_openpyxl(tmp_path):
             r for c in iter_chunks(path, report, limits=Limits(xlsx_fast_max_bytes=limit)) for r in c.rows
         ]
         assert report.reader == reader and len(rows) == 1
+
+
+def test_a_large_sheet_is_read_in_a_child_process_with_the_same_result(tmp_path, monkeypatch):
+    """Over ``xlsx_child_min_bytes`` calamine reads the sheet in a child process (so the loading
+    process never holds the sheet): the same rows, rejects, counts and rejections as in-process."""
+    from include import xlsx_child
+    from include.demo import exports, plan
+
+    programme = plan.build(2025, 1)
+    (export,) = [e for e in exports.exports(programme) if e.name.endswith(".xlsx")]
+    exports.write_file(programme.seed, export, tmp_path)
+    path = tmp_path / export.name
+
+    children = []
+    real = xlsx_child.iter_chunks
+    monkeypatch.setattr(xlsx_child, "iter_chunks", lambda *a: children.append(a) or real(*a))
+
+    def read_with(limits: Limits):
+        report = ParseReport()
+        chunks = list(iter_chunks(path, report, chunk_rows=1000, limits=limits))
+        rows = [r for c in chunks for r in c.rows]
+        rejects = [r for c in chunks for r in c.rejects]
+        return rows, rejects, (report.reader, report.rows_read, report.extra_columns)
+
+    here = read_with(Limits())
+    assert children == []
+    there = read_with(Limits(xlsx_child_min_bytes=0))
+    assert len(children) == 1
+    assert there == here and len(here[0]) > 1000
+    with pytest.raises(FileRejected, match="more than 10 records") as err:
+        list(iter_chunks(path, limits=Limits(max_rows=10, xlsx_child_min_bytes=0)))
+    assert err.value.path.name == export.name and len(children) == 2
