@@ -37,6 +37,7 @@ DEMO_RUN_GROUP = "demo_run"
 that pytest-xdist (``make test`` runs two workers) runs them in one worker and the run happens once."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     # `make test` runs `pytest -n 2 --dist loadgroup`: a group goes to one worker whole. Every module
     # is its own group (its module-scoped pipeline runs happen once), except the modules that share
