@@ -762,13 +762,13 @@ def test_a_row_rule_whose_rows_cannot_be_found_holds_the_file(landing, monkeypat
     """GX says a row rule failed but its SQL finds no row (a rule SQL cannot mirror): held, never lost."""
     from psycopg import sql
 
-    from include import validate
+    from include import row_rules
 
     url, folder = landing
     bad = rows(200)
     bad[1][CONTRACT_COLUMNS.index("Question.type")] = "XYZ"
     (folder / "assessments" / "b_2025-02-02.csv").write_text(csv_text(bad))
-    real = validate.row_condition
+    real = row_rules.row_condition
 
     def finds_nothing(exp, table):
         found = real(exp, table)
@@ -778,7 +778,7 @@ def test_a_row_rule_whose_rows_cannot_be_found_holds_the_file(landing, monkeypat
             else found
         )
 
-    monkeypatch.setattr(validate, "row_condition", finds_nothing)
+    monkeypatch.setattr(row_rules, "row_condition", finds_nothing)
     with pytest.raises(load.LoadFailed) as err:
         load.load_assessment_exports(url, folder)
     assert "quarantined by validation: b_2025-02-02.csv" in str(err.value).splitlines()[0]
