@@ -270,56 +270,25 @@ def land(path: Path, workdir: Path, limits: Limits | None = None) -> Landed:
         f = path.open("rb")
     except FileNotFoundError as err:
         raise NotReady(f"{path.name}: gone before it was read") from err
-    digest = hashlib.sha256()
     fd, name = _temp(workdir, path)
     copy = Path(name)
-    written, head = 0, b""
-    newlines = 0
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    bad_utf8_at: int | None = None
-    nul_at: int | None = None
+    scan = _Scan(limits.max_bytes)
     with f, os.fdopen(fd, "wb") as out:
-        offset = 0
         while block := f.read(1 << 20):
-            digest.update(block)
-            if not head:
-                head = block[: 1 << 16]
-            if written <= limits.max_bytes:
-                out.write(block)
-                written += len(block)
-                newlines += block.count(b"\n")
-                if nul_at is None and b"\0" in block:
-                    nul_at = offset + block.index(b"\0")
-                if bad_utf8_at is None:
-                    try:
-                        utf8.decode(block)
-                    except UnicodeDecodeError as err:
-                        bad_utf8_at = offset + err.start
-            offset += len(block)
-        if bad_utf8_at is None:
-            try:
-                utf8.decode(b"", final=True)
-            except UnicodeDecodeError:
-                bad_utf8_at = offset  # cut in the middle of a character
+            scan.feed(block, out)
+        scan.end()
+    _check_unchanged(path, copy, before, scan.size)
+    landed = Landed(path, copy, scan.digest.hexdigest(), scan.size, exported_on=exported_on(path))
     try:
-        after = path.stat()
-    except FileNotFoundError as err:
-        copy.unlink(missing_ok=True)
-        raise NotReady(f"{path.name}: gone while it was read") from err
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or offset != after.st_size:
-        copy.unlink(missing_ok=True)
-        raise NotReady(f"{path.name}: changed while it was read (still being written?)")
-    landed = Landed(path, copy, digest.hexdigest(), offset, exported_on=exported_on(path))
-    try:
-        if offset > limits.max_bytes:
+        if scan.size > limits.max_bytes:
             raise FileRejected(
                 path,
-                f"the file is {_mib(offset)}, more than an export may be ({_mib(limits.max_bytes)}, "
+                f"the file is {_mib(scan.size)}, more than an export may be ({_mib(limits.max_bytes)}, "
                 "EXPORT_MAX_BYTES); split the export into smaller files, or raise the limit",
             )
-        landed.kind = sniff(path, head)
+        landed.kind = sniff(path, scan.head)
         if landed.kind == "csv":
-            _settle_encoding(landed, head, newlines, bad_utf8_at, nul_at)
+            _settle_encoding(landed, scan.head, scan.newlines, scan.bad_utf8_at, scan.nul_at)
         else:
             landed.copy = _renamed(copy, ".xlsx")  # readers go by the suffix, whatever the name said
     except FileRejected as err:
@@ -327,6 +296,57 @@ def land(path: Path, workdir: Path, limits: Limits | None = None) -> Landed:
         landed.discard()
         landed.copy = None
     return landed
+
+
+@dataclass
+class _Scan:
+    """What :func:`land` learns of a file's bytes on their way to the private copy, in one pass."""
+
+    max_bytes: int  # beyond this, bytes are hashed but not copied (the file is rejected)
+    digest: object = field(default_factory=hashlib.sha256)
+    head: bytes = b""  # the first 64 KiB (type sniffing, byte-order marks)
+    size: int = 0
+    written: int = 0
+    newlines: int = 0
+    nul_at: int | None = None
+    bad_utf8_at: int | None = None
+    utf8: object = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")())
+
+    def feed(self, block: bytes, out) -> None:
+        self.digest.update(block)
+        if not self.head:
+            self.head = block[: 1 << 16]
+        if self.written <= self.max_bytes:
+            out.write(block)
+            self.written += len(block)
+            self.newlines += block.count(b"\n")
+            if self.nul_at is None and b"\0" in block:
+                self.nul_at = self.size + block.index(b"\0")
+            if self.bad_utf8_at is None:
+                try:
+                    self.utf8.decode(block)
+                except UnicodeDecodeError as err:
+                    self.bad_utf8_at = self.size + err.start
+        self.size += len(block)
+
+    def end(self) -> None:
+        if self.bad_utf8_at is None:
+            try:
+                self.utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.bad_utf8_at = self.size  # cut in the middle of a character
+
+
+def _check_unchanged(path: Path, copy: Path, before: os.stat_result, size: int) -> None:
+    """Raise :class:`NotReady` (and drop the copy) if the file changed or went away while it was read."""
+    try:
+        after = path.stat()
+    except FileNotFoundError as err:
+        copy.unlink(missing_ok=True)
+        raise NotReady(f"{path.name}: gone while it was read") from err
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or size != after.st_size:
+        copy.unlink(missing_ok=True)
+        raise NotReady(f"{path.name}: changed while it was read (still being written?)")
 
 
 def _temp(workdir: Path, path: Path) -> tuple[int, str]:
@@ -761,6 +781,9 @@ def _swallowed(path: Path, first_line: int, lines: int, row_no: int, why: str) -
 def _csv_records(
     path: Path, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
 ) -> Iterator[tuple[list[int], _Record]]:
+    """The CSV's records, each judged as it is read (one loop, kept whole on purpose: every check
+    of a record, the quote that swallows lines above all, needs the physical lines the reader
+    consumed for it, which only this loop sees)."""
     with path.open("rb") as f:
         lines = _Lines(f)
         reader = csv.reader(lines)

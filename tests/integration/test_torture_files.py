@@ -756,3 +756,35 @@ def test_held_assessments_are_flagged_in_the_marts_until_a_corrected_export_rele
         "select count(*) from marts.fct_assessment where is_counted and assessment_id::text = any(%s)",
         ([quest for quest, _, _ in ROW_RULE_CASES[2:]],),
     ) == [(0,)]
+
+
+def test_a_row_rule_whose_rows_cannot_be_found_holds_the_file(landing, monkeypatch):
+    """GX says a row rule failed but its SQL finds no row (a rule SQL cannot mirror): held, never lost."""
+    from psycopg import sql
+
+    from include import row_rules
+
+    url, folder = landing
+    bad = rows(200)
+    bad[1][CONTRACT_COLUMNS.index("Question.type")] = "XYZ"
+    (folder / "assessments" / "b_2025-02-02.csv").write_text(csv_text(bad))
+    real = row_rules.row_condition
+
+    def finds_nothing(exp, table):
+        found = real(exp, table)
+        return (
+            sql.SQL("false")
+            if found is not None and exp["meta"]["rule"] == "Question.type allowed values"
+            else found
+        )
+
+    monkeypatch.setattr(row_rules, "row_condition", finds_nothing)
+    with pytest.raises(load.LoadFailed) as err:
+        load.load_assessment_exports(url, folder)
+    assert "quarantined by validation: b_2025-02-02.csv" in str(err.value).splitlines()[0]
+    assert q(
+        url, "select source_object, status, rows_read, rows_quarantined from audit.load_batches order by 1"
+    ) == [
+        ("a_2025-02-01.csv", "loaded", 6, 0),
+        ("b_2025-02-02.csv", "quarantined", 6, 6),
+    ]
