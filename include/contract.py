@@ -93,7 +93,7 @@ EXPORT = TableSpec(
     key=("Quest.ID", "Question.ID"),
     raw_prefix="",
 )
-"""An assessment export (§1): every value text, as received; one row per assessment and question."""
+"""An assessment export (docs/SOURCES.md): every value text, as received; one row per assessment and question."""
 
 CASE_MANAGEMENT: dict[str, TableSpec] = {
     spec.name: spec
@@ -170,13 +170,13 @@ CASE_MANAGEMENT: dict[str, TableSpec] = {
         ),
     )
 }
-"""Tables of the case-management database (§2), in extraction order (referenced tables first)."""
+"""Tables of the case-management database (docs/SOURCES.md), in extraction order (referenced tables first)."""
 
 EXPORT_COLUMNS = tuple(EXPORT.columns)
-"""Columns of an assessment export (§1), spelled exactly as the global assessment system does."""
+"""Columns of an assessment export (docs/SOURCES.md), spelled exactly as the global assessment system does."""
 
 CASE_MANAGEMENT_TABLES = tuple(CASE_MANAGEMENT)
-"""Tables of the case-management database (§2), in extraction order (referenced tables first)."""
+"""Tables of the case-management database (docs/SOURCES.md), in extraction order (referenced tables first)."""
 
 RAW_TABLES = (EXPORT.entity, *(spec.entity for spec in CASE_MANAGEMENT.values()))
 """The ``raw`` schema's tables: one for the exports, one per case-management table."""

@@ -42,8 +42,8 @@ from pathlib import Path
 
 from include.contract import EXPORT_COLUMNS
 
-CONTRACT_COLUMNS = EXPORT_COLUMNS  # the 14 columns of contract §1, in order
-"""The export's columns, spelled as the global system spells them (data contract §1)."""
+CONTRACT_COLUMNS = EXPORT_COLUMNS  # the 14 export columns (docs/SOURCES.md), in order
+"""The export's columns, spelled as the global system spells them (docs/SOURCES.md)."""
 
 DATE_COLUMN = "Assesment.Start.Date"
 SUFFIXES = (".csv", ".xlsx")
@@ -65,7 +65,7 @@ SHEET_HEADER_SEARCH = 100  # rows of a worksheet looked at for its header when c
 class ColumnSpec:
     """Which columns a file source keeps (in this order) and which its header must have.
 
-    The default is the assessment export's (contract §1). Another file source (the survey
+    The default is the assessment export's (docs/SOURCES.md). Another file source (the survey
     instruments, include/surveys.py) passes its own to :func:`iter_chunks`: a column of
     ``columns`` missing from ``required`` may be absent from a file (its values are then None).
     """
@@ -942,8 +942,11 @@ def _xlsx_rows(
         raise FileRejected(name, "empty file (no header, no rows); " + FIX)
 
 
-def choose_sheet(name: Path, sheets: list[str], rows_of, report: ParseReport) -> str:
-    """The worksheet that holds the export: the only one whose header names contract columns.
+def choose_sheet(
+    name: Path, sheets: list[str], rows_of, report: ParseReport, spec: ColumnSpec = EXPORT_SPEC
+) -> str:
+    """The worksheet that holds the file's records: the only one whose header names columns of
+    ``spec`` (default: the assessment export's).
 
     ``rows_of(sheet)`` iterates a sheet's rows (cell values). A workbook of one sheet is read as it
     is. Of several, the one whose first non-empty row names contract columns is read (a sheet of
@@ -954,26 +957,27 @@ def choose_sheet(name: Path, sheets: list[str], rows_of, report: ParseReport) ->
     report.sheets = len(sheets)
     if len(sheets) == 1:
         return sheets[0]
-    holding = [s for s in sheets if _names_contract_columns(rows_of(s))]
+    holding = [s for s in sheets if _names_columns(rows_of(s), spec.columns)]
+    what = "export" if spec is EXPORT_SPEC else spec.what
     if len(holding) > 1:
         raise FileRejected(
             name,
-            f"{len(holding)} worksheets hold export columns ({', '.join(repr(s) for s in holding)}): which "
-            "one is the export cannot be told; save each export as a file of its own (or delete the other "
-            "sheets) and drop the file(s) in the folder",
+            f"{len(holding)} worksheets hold {what} columns ({', '.join(repr(s) for s in holding)}): "
+            f"which one is the {what} cannot be told; save each as a file of its own (or delete the "
+            "other sheets) and drop the file(s) in the folder",
         )
     report.sheet = holding[0] if holding else sheets[0]
     return report.sheet
 
 
-def _names_contract_columns(rows) -> bool:
-    """Whether the first non-empty row (of the first :data:`SHEET_HEADER_SEARCH`) names a contract column."""
+def _names_columns(rows, columns) -> bool:
+    """Whether the first non-empty row (of the first :data:`SHEET_HEADER_SEARCH`) names one of ``columns``."""
     for n, values in enumerate(rows):
         if n >= SHEET_HEADER_SEARCH:
             return False
         cells = {str(v).strip() for v in values if v is not None and str(v).strip()}
         if cells:
-            return bool(cells & set(CONTRACT_COLUMNS))
+            return bool(cells & set(columns))
     return False
 
 
@@ -995,7 +999,7 @@ def _xlsx_records(
             loaded[sheet_name] = book.get_sheet_by_name(sheet_name)
             return loaded[sheet_name].iter_rows()
 
-        chosen = choose_sheet(name, sheets, first_rows, report)
+        chosen = choose_sheet(name, sheets, first_rows, report, spec)
         sheet = loaded.get(chosen) or book.get_sheet_by_name(chosen)
         loaded.clear()
     except FileRejected:
@@ -1035,7 +1039,9 @@ def _xlsx_records_openpyxl(
         if not book.worksheets:
             raise FileRejected(name, "XLSX file has no worksheet; " + FIX)
         sheets = {ws.title: ws for ws in book.worksheets}
-        chosen = choose_sheet(name, list(sheets), lambda t: sheets[t].iter_rows(values_only=True), report)
+        chosen = choose_sheet(
+            name, list(sheets), lambda t: sheets[t].iter_rows(values_only=True), report, spec
+        )
         rows = sheets[chosen].iter_rows(values_only=True)
         try:
             yield from _xlsx_rows(name, enumerate(rows, start=1), report, limits, spec)

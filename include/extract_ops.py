@@ -1,4 +1,4 @@
-"""Incremental extraction of the case-management tables (data contract §2) into a stage table.
+"""Incremental extraction of the case-management tables (docs/SOURCES.md) into a stage table.
 
 Each table is read on its *change time*: ``updated_at``, or ``greatest(updated_at, deleted_at)``
 where the table has ``deleted_at`` (so a soft deletion that forgot to touch ``updated_at`` still

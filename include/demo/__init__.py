@@ -1,8 +1,8 @@
 """The demo programme: Better Work Pakistan's sources, generated deterministically for a seed.
 
-:func:`generate` writes the assessment export files (data contract §1) into
-``<landing_dir>/assessments/``, the survey waves (contract §6) into ``<landing_dir>/surveys/``
-and the case-management database (contract §2) at ``ops_url``.
+:func:`generate` writes the assessment export files (docs/SOURCES.md) into
+``<landing_dir>/assessments/``, the survey waves (docs/SURVEYS.md) into ``<landing_dir>/surveys/``
+and the case-management database (docs/SOURCES.md) at ``ops_url``.
 Scale 1 is the programme as reported in 2025 (121 factories, 19 brands, 184 assessments,
 1,200 advisory visits, 500 training sessions, over 6,000 trainees); scale ``n`` multiplies it.
 Distributions, quirks and their sources: docs/DEMO_DATA.md.

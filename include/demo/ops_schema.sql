@@ -1,4 +1,4 @@
--- The programme's case-management database (data contract §2), as the demo generator creates it.
+-- The programme's case-management database (docs/SOURCES.md), as the demo generator creates it.
 -- Columns and keys follow the contract; created_at (not in the contract, harmless to extractors
 -- that name their columns) records when a row was first entered, so edits show as
 -- updated_at > created_at. Soft deletions set deleted_at (and updated_at) and keep the row.

@@ -1,4 +1,4 @@
-"""Survey waves of the demo programme (data contract §6; docs/SURVEYS.md), written into ``surveys/``.
+"""Survey waves of the demo programme (docs/SURVEYS.md), written into ``surveys/``.
 
 Better Work's impact evaluation surveys a cohort of factories in waves: here :data:`COHORT` of
 each block's factories (those enrolled by the first wave), three waves (late 2023, late 2024,

@@ -68,7 +68,7 @@ create table if not exists audit.validation_results (
 create index if not exists validation_results_batch on audit.validation_results (batch_id);
 
 -- ---------------------------------------------------------------- raw: assessment exports
--- Columns exactly as the global system spells them (contract §1), kept as text: raw is what was
+-- Columns exactly as the global system spells them (docs/SOURCES.md, assessment exports), kept as text: raw is what was
 -- received; staging casts.
 --
 -- Partitioned by batch: include.load publishes an export batch by ATTACHing its stage table as the
@@ -121,7 +121,7 @@ begin
     end if;
 end $$;
 
--- ---------------------------------------------------------------- raw: case management (contract §2)
+-- ---------------------------------------------------------------- raw: case management (docs/SOURCES.md)
 -- One row per extracted version of a source row; typed as in the source.
 create table if not exists raw.cm_factories (
     factory_id int, name text, os_id text, address text, city text, province text, sector text,
@@ -179,7 +179,7 @@ create table if not exists raw.cm_improvement_items (
     _loaded_at timestamptz not null default now()
 );
 
--- ---------------------------------------------------------------- raw: survey waves (contract §6)
+-- ---------------------------------------------------------------- raw: survey waves (docs/SURVEYS.md)
 -- >>> surveys (include/surveys.py, include/load_surveys.py; docs/SURVEYS.md)
 -- One row per submission per loaded file (a re-export loads its submissions again; staging keeps
 -- the latest file's), every column as text, named as the survey tool names it. The question

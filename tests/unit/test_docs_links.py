@@ -63,6 +63,8 @@ PROSE = [
     or p.parent == ROOT / "dags"
     or ROOT / "dbt_project" in p.parents
     or p.parent == ROOT / "expectations"
+    or ROOT / "include" in p.parents
+    or ROOT / "tests" / "fixtures" in p.parents
 ]
 TOP_FOLDERS = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and p.name not in SKIP_DIRS)
 MARKDOWN_NAMES = {p.name for p in MARKDOWN}
