@@ -93,7 +93,8 @@ EXPORT = TableSpec(
     key=("Quest.ID", "Question.ID"),
     raw_prefix="",
 )
-"""An assessment export (docs/SOURCES.md): every value text, as received; one row per assessment and question."""
+"""An assessment export (docs/SOURCES.md): every value text, as received; one row per assessment
+and question."""
 
 CASE_MANAGEMENT: dict[str, TableSpec] = {
     spec.name: spec

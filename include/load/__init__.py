@@ -32,7 +32,7 @@ from include.load.exports import (
 from include.load.stage_case_management import CM_SOURCE, purge_quarantine
 from include.load.stage_exports import EXPORT_ENTITY, EXPORT_TABLE, EXPORTS_SOURCE, stage_export
 
-# the loader's functions under their names of the one-module loader that came before this package, for existing callers
+# the names of the one-module loader that came before this package, for existing callers
 _loader_session = batches.loader_session
 _abandon_stale = batches.abandon_stale
 _stage_name = batches.stage_table
