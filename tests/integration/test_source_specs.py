@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from include import contract, db, extract_files, extract_ops, validate
+from include import contract, db, extract_files, extract_ops, surveys, validate
 from include.config import PROJECT_DIR
 from include.personal_data import PERSONAL_COLUMNS
 
@@ -47,9 +47,20 @@ def test_raw_tables_are_the_specs(warehouse_db):
             assert found[: -len(LINEAGE)] == canonical(conn, spec), (
                 f"{spec.raw_table} in include/sql/warehouse.sql disagrees with include/contract.py"
             )
+        # the survey waves' raw tables: every column text, named as the crosswalk seed names them
+        # (include/surveys.py, which reads the seed, is their definition)
+        survey_tables = set()
+        for instrument in surveys.INSTRUMENTS:
+            table = surveys.raw_table(instrument).removeprefix("raw.")
+            survey_tables.add(table)
+            found = columns_of(conn, "raw", table)
+            assert [c for c, _ in found[-len(LINEAGE) :]] == list(LINEAGE), table
+            assert found[: -len(LINEAGE)] == [(c, "text") for c in surveys.raw_columns(instrument)], (
+                f"raw.{table} in include/sql/warehouse.sql disagrees with include/surveys.py"
+            )
         tables = {t for (t,) in conn.execute("select tablename from pg_tables where schemaname = 'raw'")}
         partitions = {t for t in tables if re.fullmatch(r"assessment_export_rows_(b[0-9]+|default)", t)}
-        assert tables - partitions == set(contract.RAW_TABLES), (
+        assert tables - partitions == set(contract.RAW_TABLES) | survey_tables, (
             "raw tables without a spec, or specs without one"
         )
 
