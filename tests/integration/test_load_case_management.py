@@ -231,3 +231,18 @@ def test_a_source_table_lacking_contract_columns_is_rejected(wh, ops):
     with pytest.raises(load.LoadFailed, match="public.brands: lacks contract columns name"):
         load.load_case_management_table(wh, ops, "brands")
     assert run(wh, "select status from audit.load_batches") == [("rejected",)]
+
+
+def test_nothing_new_is_not_validated_again(wh, ops):
+    """An extract with nothing new has no row for a rule to judge: Great Expectations is not started
+    for it (no validation result for that batch), and the batch is recorded as loaded, 0 rows."""
+    add_factory(ops, 1, T0)
+    first = load.load_case_management_table(wh, ops, "factories")
+    again = load.load_case_management_table(wh, ops, "factories")
+    assert first["rows_loaded"] == 1 and again["rows_loaded"] == 0
+    (first_batch,), (second_batch,) = run(wh, "select batch_id from audit.load_batches order by batch_id")
+    by_gx = "select batch_id, count(*) from audit.validation_results where suite <> 'loader' group by 1"
+    validated = dict(run(wh, by_gx))
+    assert validated.get(first_batch, 0) > 0 and second_batch not in validated
+    status = run(wh, "select status, rows_read from audit.load_batches where batch_id = %s", (second_batch,))
+    assert status == [("loaded", 0)]
