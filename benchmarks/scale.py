@@ -71,6 +71,7 @@ class ScaleResult:
     slowest_nodes: list[tuple[str, float]] = field(default_factory=list)
     plan_findings: dict[str, list[str]] = field(default_factory=dict)
     raw_rows: dict[str, int] = field(default_factory=dict)
+    load_at_start: float = field(default_factory=lambda: os.getloadavg()[0])
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -201,8 +202,10 @@ def markdown(results: list[ScaleResult]) -> str:
     today = dt.date.today().isoformat()
     lines = [
         BEGIN,
-        f"Measured {today} by `make bench-scale` on: {machine()}. The machine was shared with other",
-        "work during the run (seven other sessions on 2 cores), so figures are pessimistic.",
+        f"Measured {today} by `make bench-scale` on: {machine()}. One-minute load average when each",
+        "scale started (a busy machine makes every figure pessimistic): "
+        + ", ".join(f"scale {r.scale}: {r.load_at_start:.1f}" for r in results)
+        + ".",
         "",
         "| stage | " + " | ".join(f"scale {r.scale}" for r in results) + " |",
         "|---|" + "---|" * len(results),
@@ -247,6 +250,11 @@ def markdown(results: list[ScaleResult]) -> str:
         "peak memory, whole process tree",
         [f"{max(s.peak_tree_mib for s in r.stages):.0f} MiB" for r in results],
     )
+    for name in [s.name for s in results[0].stages]:  # which stage holds the peak
+        row(
+            f"– peak memory, largest process: {name}",
+            [f"{r.stage(name).peak_process_mib:.0f} MiB" if r.stage(name) else "—" for r in results],
+        )
     row(
         "models planned with a nested loop over two large inputs (`benchmarks/plans.py`)",
         [", ".join(f"`{m}`" for m in r.plan_findings) or "none" for r in results],
