@@ -37,8 +37,9 @@ import uuid
 from pathlib import Path
 
 from benchmarks.machine import machine, peak_rss_mib
-from include import db, extract_ops
+from include import db
 from include.config import PROJECT_DIR, settings
+from include.extract import case_management as extract_ops
 
 MODES = ("extract_load", "loader_warm", "loader", "copy", "to_sql")  # the default set
 EXTRA_MODES = ("loader_all",)  # on request (--only): for peak memory at large scales
@@ -54,7 +55,8 @@ def _child(mode: str, url: str, landing: str) -> dict:
     if mode == "loader_all":  # every export of the demo, the XLSX ones too: as make run loads them
         landing = str(_all_exports(Path(landing).parent))
     if mode in ("extract_load", "loader_warm", "loader", "loader_all"):
-        from include import load, validate, warehouse
+        from include import load, warehouse
+        from include.validate import suites as validate
 
         warehouse.bootstrap(url)
         registry = Path(landing).parent / REGISTRY_FILE
@@ -145,7 +147,7 @@ def _measure(mode: str, url: str, landing: Path, docs: Path) -> dict:
 
 def synthetic_exports(landing: Path, rows: int, files: int = 5, seed: int = 2025) -> None:
     """Export-shaped CSVs (BOM, CRLF) when the demo generator is not available."""
-    from include.extract_files import CONTRACT_COLUMNS
+    from include.extract.export_files import CONTRACT_COLUMNS
 
     rng = random.Random(seed)
     folder = landing / "assessments"

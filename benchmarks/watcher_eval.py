@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.watcher_eval [--rounds 2]
 
 Builds a throwaway warehouse holding the scale-1 demo (loaded in this process), starts the
-LocalExecutor stack of ``make airflow`` (include/airflow_server.py) with a DAG folder of two
+LocalExecutor stack of ``make airflow`` (include/orchestration/airflow_server.py) with a DAG folder of two
 manual DAGs that differ only in the transform's mode (``transform.cosmos_dbt(mode=...)``), runs
 them alternately and prints each run's wall time (from the API's start and end dates) and task
 count. Everything it creates is dropped at the end. Figures: docs/TRANSFORM.md.
@@ -21,15 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from unittest import mock
 
-from include import airflow_env, airflow_server, db, warehouse
+from include import db, warehouse
 from include.config import settings
+from include.orchestration import airflow_env, airflow_server
 
 DAGS = '''"""Two airflow DAGs for benchmarks/watcher_eval.py: the transform in each Cosmos mode."""
 from datetime import datetime
 
 from airflow.sdk import dag
 
-from include import transform
+from include.transform import dbt as transform
 
 
 @dag(dag_id="eval_build", schedule=None, start_date=datetime(2025, 1, 1), catchup=False)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import RAW_ASSESSMENT_EXPORT_ROWS, loaded_alias
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import RAW_ASSESSMENT_EXPORT_ROWS, loaded_alias
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
 
 LOADED = loaded_alias(RAW_ASSESSMENT_EXPORT_ROWS)
 
@@ -44,8 +44,9 @@ def extract_assessments():
         """Bootstrap the warehouse (idempotent) and load the new export files."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include import connections, load, warehouse
+        from include import load, warehouse
         from include.config import settings
+        from include.orchestration import connections
 
         url = connections.warehouse_url()
         warehouse.bootstrap(url)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import CASE_MANAGEMENT_TABLES, RAW_CASE_MANAGEMENT, loaded_alias
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import CASE_MANAGEMENT_TABLES, RAW_CASE_MANAGEMENT, loaded_alias
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
@@ -39,7 +39,8 @@ def extract_case_management():
     @task
     def bootstrap() -> None:
         """Create the warehouse schemas and tables if missing (idempotent)."""
-        from include import connections, warehouse
+        from include import warehouse
+        from include.orchestration import connections
 
         warehouse.bootstrap(connections.warehouse_url())
 
@@ -50,7 +51,8 @@ def extract_case_management():
         def load_table(*, outlet_events=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from include import connections, load
+            from include import load
+            from include.orchestration import connections
 
             try:
                 summary = load.load_case_management_table(

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import RAW_SURVEYS, loaded_alias
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import RAW_SURVEYS, loaded_alias
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
 
 LOADED = {instrument: loaded_alias(asset) for instrument, asset in RAW_SURVEYS.items()}
 
@@ -44,8 +44,10 @@ def extract_surveys():
         """Bootstrap the warehouse (idempotent) and load the new survey files."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include import connections, load, load_surveys, warehouse
+        from include import load, warehouse
         from include.config import settings
+        from include.load import surveys as load_surveys
+        from include.orchestration import connections
 
         url = connections.warehouse_url()
         warehouse.bootstrap(url)

@@ -14,15 +14,15 @@ from disk with no server and no request to any other host:
 The new site replaces the old one whole at the end, so a reader never sees half of each. The
 task also makes the other two static sites work offline: the Great Expectations Data Docs are
 pointed at vendored copies of their CDN assets, and the dbt docs lose the errors of their
-`file://` loading. Code: `include/site/builder.py`; `make site` serves the folder on 127.0.0.1.
+`file://` loading. Code: `include/serve/site/builder.py`; `make site` serves the folder on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import MARTS
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import MARTS
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
@@ -39,8 +39,8 @@ def publish_site():
     @task
     def build_site() -> dict:
         """Write the site (swapped in whole at the end); return where it is and how many pages."""
-        from include import connections
-        from include.site import builder
+        from include.orchestration import connections
+        from include.serve.site import builder
 
         result = builder.build(connections.warehouse_url())
         return {"path": str(result.path), "pages": result.pages, "seconds": round(result.seconds, 2)}

@@ -8,7 +8,7 @@ the counting and suppression rules, and a `MANIFEST.sha256`.
 
 The release reads as database role `researcher`, so it holds exactly what researchers may see.
 Its folder is `<date>-<content hash>`: when the data did not change, the existing release is found
-and nothing is written. Code: `include/release.py`; roles and rules: `docs/ACCESS.md`.
+and nothing is written. Code: `include/serve/release.py`; roles and rules: `docs/ACCESS.md`.
 
 Nothing is published from a failed transform: the `marts` Asset is updated only after a successful
 `dbt build`, and the task itself refuses to run (no retry) when the last finished transform in
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from include.assets import MARTS
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import MARTS
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
 
 
 @dag(
@@ -38,7 +38,9 @@ def research_release():
         """Write the release (or find the identical one); return where it is, for the logs and XCom."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include import connections, release, transform
+        from include.orchestration import connections
+        from include.serve import release
+        from include.transform import dbt as transform
 
         url = connections.warehouse_url()
         failure = transform.last_build_failure(url)

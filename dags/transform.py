@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from airflow.sdk import AssetAny, dag, task
 
-from include import transform
-from include.assets import MARTS, RAW_ASSETS
-from include.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.orchestration.assets import MARTS, RAW_ASSETS
+from include.orchestration.dag_defaults import DEFAULT_ARGS, START_DATE
+from include.transform import dbt as transform
 
 
 @dag(
@@ -53,7 +53,7 @@ def transform_dag():
     @task
     def dbt_docs() -> dict:
         """Regenerate the dbt docs static site (DOCS_DIR/dbt/index.html) if the project or schema changed."""
-        from include import connections
+        from include.orchestration import connections
 
         page, written = transform.generate_docs_if_changed(connections.warehouse_url())
         return {"path": str(page), "regenerated": written}

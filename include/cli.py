@@ -23,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from include import airflow_env, db, run_dags, warehouse
+from include import db, warehouse
 from include.config import settings
+from include.orchestration import airflow_env, run_dags
 
 log = logging.getLogger("bw")
 
@@ -72,8 +73,8 @@ def _migrate(env: dict[str, str], stdout=None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The pipeline with a console for people (include/console.py); full logs in a file."""
-    from include import console as con
+    """The pipeline with a console for people (include/orchestration/console.py); full logs in a file."""
+    from include.orchestration import console as con
 
     started, started_wall = time.monotonic(), time.time()
     cfg = settings()
@@ -140,8 +141,8 @@ def _log_to(log_path: Path, verbose: bool) -> None:
 
 
 def _run(args, cfg, out, log_file, log_path: Path, started, started_wall, held: contextlib.ExitStack) -> int:
-    from include import console as con
-    from include import transform
+    from include.orchestration import console as con
+    from include.transform import dbt as transform
 
     out.line(
         f"bw run: full log in {con.display_path(log_path)}" + (" (shown live: -v)" if args.verbose else "")
@@ -164,10 +165,10 @@ def _run(args, cfg, out, log_file, log_path: Path, started, started_wall, held: 
     if _needs_migration(env):
         with out.step("airflow metadata database"):
             _migrate(env, stdout=log_file)
-    # All DAGs in one process (include/run_dags.py): `airflow dags test` each, without paying
+    # All DAGs in one process (include/orchestration/run_dags.py): `airflow dags test` each, without paying
     # Airflow's start-up four times.
     log.info("running the pipeline: %s", ", ".join(run_dags.PIPELINE))
-    cmd = [sys.executable, "-m", "include.run_dags", "--pipeline"]
+    cmd = [sys.executable, "-m", "include.orchestration.run_dags", "--pipeline"]
     if args.full_refresh:
         cmd.append("--full-refresh")
     code, events = con.run_pipeline_process(cmd, env, log_file, out, verbose=args.verbose)
@@ -234,12 +235,12 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(_args: argparse.Namespace) -> int:
-    """Airflow as on the team server (include/airflow_server.py), stopped whole on Ctrl-C.
+    """Airflow as on the team server (include/orchestration/airflow_server.py), stopped whole on Ctrl-C.
 
     api-server, scheduler, dag-processor and triggerer as separate processes on a PostgreSQL
     metadata database; ``EXECUTOR=celery`` adds Celery workers on ``REDIS_URL``.
     """
-    from include import airflow_server
+    from include.orchestration import airflow_server
 
     cfg = settings()
     wh, _env = _prepare()
@@ -301,7 +302,7 @@ def cmd_site(args: argparse.Namespace) -> int:
 
     cfg = settings()
     if args.build or not (cfg.site_dir / "index.html").exists():
-        from include.site import builder
+        from include.serve.site import builder
 
         result = builder.build(warehouse.resolve(cfg).url)
         print(f"site: {result.pages} pages written in {result.seconds:.1f} s")

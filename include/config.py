@@ -2,7 +2,7 @@
 
 Each knob is an environment variable with a documented default (the README's table lists them).
 Nothing else in the code reads the environment for configuration; connections for DAG tasks come
-from ``AIRFLOW_CONN_*`` variables, which :mod:`include.connections` reads.
+from ``AIRFLOW_CONN_*`` variables, which :mod:`include.orchestration.connections` reads.
 """
 
 from __future__ import annotations

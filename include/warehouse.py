@@ -205,7 +205,7 @@ def _require_password(cfg: Settings) -> None:
     password = embedded_password(cfg, create=True)
     trusted = f"postgresql://postgres@127.0.0.1:{cfg.embedded_pg_port}/postgres"
     with db.connect(trusted, autocommit=True) as conn:
-        from include import access
+        from include.serve import access
 
         access.set_login(conn, "postgres", password)
         hba = Path(conn.execute("show hba_file").fetchone()[0])
@@ -342,7 +342,7 @@ def _bootstrap_once(url: str, cfg: Settings) -> None:
             )
         elif installed != fingerprint(key):
             raise _mismatch(cfg, installed, key)
-        from include import access  # logins and passwords of the reader roles, from configuration
+        from include.serve import access  # logins and passwords of the reader roles, from configuration
 
         access.ensure_roles(conn, cfg)
 

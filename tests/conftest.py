@@ -137,7 +137,7 @@ def warehouse_db(fresh_database: str, tmp_path, monkeypatch) -> str:
 
 
 def pytest_configure(config):
-    # Quiet and offline, as in every run of the project (see include/airflow_env.py).
+    # Quiet and offline, as in every run of the project (see include/orchestration/airflow_env.py).
     for key, value in {
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "False",

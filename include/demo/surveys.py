@@ -32,7 +32,7 @@ from pathlib import Path
 
 from include.demo import people, xlsx
 from include.demo.plan import Factory, Plan, horizon
-from include.surveys import CORE_COLUMNS, PERSONAL
+from include.extract.surveys import CORE_COLUMNS, PERSONAL
 
 VERSION = 1  # of this generator: a change rewrites the demo's survey files
 COHORT = 30  # factories per block in the evaluation cohort

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from include import extract_ops
+from include.extract import case_management as extract_ops
 from include.load import batches, stage_case_management
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _has_rows(conn: psycopg.Connection, batch_id: int) -> bool:
 
 def _record_loader_rules(warehouse_url: str, staged: _Staged) -> None:
     """The loader's own rules in audit: change times not in the future; new source columns (once each)."""
-    from include import validate as validation
+    from include.validate import suites as validation
 
     spec, batch_id, future = staged.spec, staged.batch_id, staged.future
     if spec.change_columns:
@@ -130,7 +130,7 @@ def _record_loader_rules(warehouse_url: str, staged: _Staged) -> None:
 
 def _validate(conn: psycopg.Connection, warehouse_url: str, staged: _Staged, salt: str) -> None:
     """GX's suite; the rows that break a row rule quarantined alone, or the whole batch held."""
-    from include import validate as validation
+    from include.validate import suites as validation
 
     spec, batch_id = staged.spec, staged.batch_id
     outcome = validation.validate_batch(warehouse_url, spec.entity, "stage", f"batch_{batch_id}", batch_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from include import extract_files
+from include.extract import export_files as extract_files
 from include.load import batches, stage_exports
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def load_assessment_exports(
     parsed (:func:`extract_files.land`). A file whose content (sha256) was already processed is
     skipped whatever its name; a second file with the same content in one run is recorded as a
     ``duplicate``. New files are staged in order, validated together in groups of up to
-    :data:`VALIDATION_GROUP` files (:func:`include.validate.validate_batches`), then published one
+    :data:`VALIDATION_GROUP` files (:func:`include.validate.suites.validate_batches`), then published one
     by one in the same order. Whatever goes wrong with one file (reading, staging, validating,
     publishing) rejects that file alone; a lost connection to the warehouse is not the file's fault
     and is raised. Raises :class:`~include.load.batches.LoadFailed` at the end, its first line
@@ -145,7 +145,7 @@ class _ExportRun:
     def start_gx(self) -> None:
         """GX's import (~5 s in a fresh task process) goes on while the files are staged."""
         if self.validate and self.gx_ready is None:
-            from include import validate as validation
+            from include.validate import suites as validation
 
             entity = stage_exports.EXPORT_ENTITY
             self.gx_ready = self.gx_import.submit(validation.warm_up, self.warehouse_url, entity)
@@ -158,7 +158,7 @@ class _ExportRun:
         """Data Docs once for the run, statistics, the summary; raises LoadFailed naming what failed."""
         docs_seconds = 0.0
         if self.gx_ready is not None:
-            from include import validate as validation
+            from include.validate import suites as validation
 
             started = time.perf_counter()
             validation.build_docs(self.warehouse_url)  # once per run, not per batch
@@ -369,7 +369,7 @@ def _validate_group(
     """(outcomes by batch id, why validating a file failed by batch id): together, else one by one."""
     if gx_ready is None:
         return {}, {}
-    from include import validate as validation
+    from include.validate import suites as validation
 
     gx_ready.result()  # one GX session per process: never built from two threads at once
     entity = stage_exports.EXPORT_ENTITY

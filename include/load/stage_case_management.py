@@ -1,9 +1,10 @@
 """Case-management batches between extraction and publish: rows quarantined alone, new columns, retention.
 
-Beside :mod:`include.load.stage_exports`. :mod:`include.extract_ops` streams a table's changed rows
-into ``stage.batch_<id>``; :func:`quarantine_rows` moves the staged rows that break a rule about a
-row (a change time in the future, a failed critical GX row rule) to the batch's rejects, masked and
-fingerprinted (``row_version``) so that the same version is never quarantined twice.
+Beside :mod:`include.load.stage_exports`. :mod:`include.extract.case_management` streams a
+table's changed rows into ``stage.batch_<id>``; :func:`quarantine_rows` moves the staged rows that
+break a rule about a row (a change time in the future, a failed critical GX row rule) to the
+batch's rejects, masked and fingerprinted (``row_version``) so that the same version is never
+quarantined twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import logging
 import psycopg
 from psycopg import sql
 
-from include import db, extract_ops
+from include import db
+from include.extract import case_management as extract_ops
 from include.load import batches
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def quarantine_rows(
 
     A row's reason names every rule it breaks. Its raw text is the row as JSON, personal values
     masked (``include.personal_data.mask_record``); its ``row_version`` a keyed fingerprint of the
-    whole row (:func:`include.extract_ops.row_version`). Not committed.
+    whole row (:func:`include.extract.case_management.row_version`). Not committed.
     """
     if not rules:
         return batches.Quarantined()

@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from include import contract, extract_files
+from include import contract
+from include.extract import export_files as extract_files
 from include.load import batches
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def _stage_parsed(
 def quarantine_broken_rows(conn: psycopg.Connection, batch_id: int, outcome) -> tuple[list[str] | None, str]:
     """Rules about a row quarantine that row: (the rules that hold the batch, or None; a note).
 
-    When every failed critical rule is a row rule (:func:`include.validate.split_failures`), the
+    When every failed critical rule is a row rule (:func:`include.validate.suites.split_failures`), the
     staged rows that break them move to the rejects (:func:`quarantine_export_rows`), the rest of
     the file loads, and their assessments are held downstream like those of any rejected record.
     A rule about the file as a whole (its columns, key uniqueness) holds the batch: None, every
@@ -254,7 +255,7 @@ def quarantine_broken_rows(conn: psycopg.Connection, batch_id: int, outcome) -> 
     """
     if outcome is None or not outcome.failed_critical:
         return [], ""
-    from include import validate as validation
+    from include.validate import suites as validation
 
     row_rules, batch_rules = validation.split_failures(EXPORT_ENTITY, outcome, batches.stage_table(batch_id))
     if batch_rules:

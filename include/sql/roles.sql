@@ -5,7 +5,7 @@
 -- transformer  reads raw and private, builds staging/marts/research with dbt (profile role)
 -- analyst      reads marts only: staff and BI tools
 -- researcher   reads research only: academic partners
--- Login and passwords for analyst/researcher are set by include.access from configuration.
+-- Login and passwords for analyst/researcher are set by include.serve.access from configuration.
 
 do $$
 declare r text;

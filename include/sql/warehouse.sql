@@ -43,7 +43,7 @@ alter table audit.load_batches add column if not exists file_encoding text;
 create unique index if not exists load_batches_one_load_per_checksum
     on audit.load_batches (source, checksum) where status = 'loaded' and checksum is not null;
 
--- Case-management extraction: the last committed watermark per source table (include.extract_ops).
+-- Case-management extraction: the last committed watermark per source table (include.extract.case_management).
 -- Moved only in the transaction that publishes the batch to raw.
 create table if not exists audit.watermarks (
     source_object  text primary key,      -- 'public.<table>'
@@ -52,7 +52,7 @@ create table if not exists audit.watermarks (
     moved_at       timestamptz not null default now()
 );
 
--- One row per batch x expectation (include.validate): what was checked and what failed.
+-- One row per batch x expectation (include.validate.suites): what was checked and what failed.
 create table if not exists audit.validation_results (
     batch_id           bigint not null,
     suite              text not null,
@@ -180,11 +180,11 @@ create table if not exists raw.cm_improvement_items (
 );
 
 -- ---------------------------------------------------------------- raw: survey waves (docs/SURVEYS.md)
--- >>> surveys (include/surveys.py, include/load_surveys.py; docs/SURVEYS.md)
+-- >>> surveys (include/extract/surveys.py, include/load/surveys.py; docs/SURVEYS.md)
 -- One row per submission per loaded file (a re-export loads its submissions again; staging keeps
 -- the latest file's), every column as text, named as the survey tool names it. The question
 -- columns are every name any form version uses (seed survey_question_crosswalk; a test checks
--- that this list and include.surveys.raw_columns agree). respondent/name and respondent/phone are
+-- that this list and include.extract.surveys.raw_columns agree). respondent/name and respondent/phone are
 -- personal data: they stop here (the crosswalk does not map them, so staging never reads them).
 create table if not exists raw.survey_worker_rows (
     _uuid text, _submission_time text, _form_version text, wave text, factory_id text, consent text,
@@ -209,7 +209,7 @@ create table if not exists raw.survey_manager_rows (
 
 -- ---------------------------------------------------------------- stage: helpers of the CSV fast path
 -- include.load COPYs a contract-shaped CSV straight into stage.batch_<id>; these find and describe,
--- in SQL, the rows the Python parser would have quarantined (include.extract_files does the same).
+-- in SQL, the rows the Python parser would have quarantined (include.extract.export_files does the same).
 
 -- A dd/mm/yyyy-shaped value that is no calendar date (31/02/2024, 00/01/2024, 01/13/2024, year 0).
 -- Other shapes are not the parser's business (a GX rule checks the format). Not STRICT, so that the
@@ -246,7 +246,7 @@ create table if not exists quarantine.rejected_rows (
 -- Export records: the record's Quest.ID when it can be read (null otherwise, and for whole
 -- files): an assessment with a rejected record is held out of every count downstream.
 alter table quarantine.rejected_rows add column if not exists assessment_id text;
--- Case management: a keyed fingerprint of the quarantined row version (include.extract_ops.row_version),
+-- Case management: a keyed fingerprint of the quarantined row version (include.extract.case_management.row_version),
 -- so that a version read again is not quarantined twice, without keeping its personal values.
 alter table quarantine.rejected_rows add column if not exists row_version text;
 create index if not exists rejected_rows_version on quarantine.rejected_rows (source, row_version)

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from include.site.builder import fmt, raw, remaining_remote_assets
+from include.serve.site.builder import fmt, raw, remaining_remote_assets
 from tests.browser.conftest import SCREENSHOTS, figures, rows
 
 

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include import access, db, warehouse
+from include import db, warehouse
+from include.serve import access
 from tests.integration.test_research import built_warehouse  # noqa: F401  (module-scoped fixture)
 
 PRIVATE_TABLES = [

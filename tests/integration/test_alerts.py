@@ -19,8 +19,9 @@ from unittest import mock
 
 import pytest
 
-from include import airflow_env, airflow_server, alerts, db
+from include import db
 from include.config import settings
+from include.orchestration import airflow_env, airflow_server, alerts
 from tests.integration.test_load_exports import export_rows, write_export
 
 # Minutes of real Airflow per test: run by `make test-system`, not by `make test` (docs/TESTING.md).

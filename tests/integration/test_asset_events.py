@@ -11,8 +11,9 @@ import json
 import subprocess
 import sys
 
-from include import airflow_env, db
+from include import db
 from include.config import PROJECT_DIR, settings
+from include.orchestration import airflow_env
 from tests.integration.test_load_case_management import MINIMAL_SCHEMA, add_factory
 
 SCRIPT = r"""

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from include import db, release
+from include import db
 from include.config import settings
+from include.serve import release
 from tests.integration import disclosure
 from tests.integration.test_research import PLANTED, K, built_warehouse, rows  # noqa: F401
 

@@ -15,7 +15,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from include import db, demo, extract_ops, load, transform
+from include import db, demo, load
+from include.extract import case_management as extract_ops
+from include.transform import dbt as transform
 
 INCREMENTAL_MODELS = (
     "stg_assessment_export_rows",

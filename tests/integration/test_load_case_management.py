@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from include import db, load
-from include.assets import CASE_MANAGEMENT_TABLES
 from include.config import PROJECT_DIR
-from include.extract_ops import spec
+from include.extract.case_management import spec
+from include.orchestration.assets import CASE_MANAGEMENT_TABLES
 
 DEMO_SCHEMA = PROJECT_DIR / "include" / "demo" / "ops_schema.sql"
 MINIMAL_SCHEMA = PROJECT_DIR / "tests" / "fixtures" / "ops" / "minimal_ops_schema.sql"

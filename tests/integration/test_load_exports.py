@@ -15,7 +15,7 @@ import pytest
 
 from include import db, load
 from include.config import PROJECT_DIR
-from include.extract_files import CONTRACT_COLUMNS
+from include.extract.export_files import CONTRACT_COLUMNS
 
 FIXTURE = PROJECT_DIR / "tests" / "fixtures" / "exports" / "sample_export.csv"
 CLUSTER_CP = [
@@ -449,7 +449,7 @@ def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh
 
 def test_a_run_that_dies_during_validation_leaves_nothing_and_the_rerun_loads_once(env, monkeypatch):
     """Files are staged, then validated together: a death there (its view left behind) loses nothing."""
-    from include import validate
+    from include.validate import suites as validate
 
     url, landing = env
     write_export(landing / "assessments" / "a.csv", export_rows(3))

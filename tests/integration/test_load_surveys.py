@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from include import db, load, load_surveys
+from include import db, load
+from include.load import surveys as load_surveys
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from include import db, transform
+from include import db
 from include.contract import RAW_TABLES
+from include.transform import dbt as transform
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "handmade"
 MART_KEYS = {
@@ -62,7 +63,7 @@ def load_handmade_surveys(url: str, landing: Path) -> dict:
     """
     import shutil
 
-    from include import load_surveys
+    from include.load import surveys as load_surveys
 
     folder = landing / "surveys"
     folder.mkdir(parents=True)

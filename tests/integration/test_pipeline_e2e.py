@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from include import db, surveys
+from include import db
 from include.contract import RAW_TABLES
+from include.extract import surveys
 
 ALL_RAW_TABLES = (*RAW_TABLES, *(surveys.raw_table(i).removeprefix("raw.") for i in surveys.INSTRUMENTS))
-"""Every raw table a run loads: the contract's sources and the survey waves' (include/surveys.py)."""
+"""Every raw table a run loads: the contract's sources and the survey waves' (include/extract/surveys.py)."""
 
 
 def _run_pipeline(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -186,7 +186,7 @@ def test_the_pipeline_runs_end_to_end_without_superuser(run):
 
 
 def _declared() -> dict[str, dict]:
-    from include import transform
+    from include.transform import dbt as transform
 
     return disclosure.declared(transform.parse_manifest())
 

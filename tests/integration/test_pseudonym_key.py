@@ -11,8 +11,9 @@ import stat
 import psycopg
 import pytest
 
-from include import cli, db, transform, warehouse
+from include import cli, db, warehouse
 from include.config import settings
+from include.transform import dbt as transform
 
 KEY_A = "a" * 8 + "-first-test-key-0123456789abcdef"
 KEY_B = "b" * 8 + "-second-test-key-0123456789abcdef"

@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from include import release
 from include.config import settings
+from include.serve import release
 from tests.integration.test_research import (  # noqa: F401  (module-scoped fixture)
     IDENTIFIERS_CONTAINED,
     IDENTIFIERS_EXACT,

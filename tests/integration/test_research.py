@@ -16,8 +16,9 @@ from datetime import date
 import psycopg
 import pytest
 
-from include import db, transform, warehouse
+from include import db, warehouse
 from include.config import settings
+from include.transform import dbt as transform
 
 K = 5
 KEY = "research-test-key-not-secret-0123456789abcdef"

@@ -26,8 +26,9 @@ from unittest import mock
 
 import pytest
 
-from include import airflow_env, airflow_server, db
+from include import db
 from include.config import settings
+from include.orchestration import airflow_env, airflow_server
 
 PIPELINE = ("extract_assessments", "transform", "research_release")
 KEY = "scheduler-test-key-0123456789abcdef0123456789"

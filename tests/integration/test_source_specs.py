@@ -13,9 +13,13 @@ import re
 
 import pytest
 
-from include import contract, db, extract_files, extract_ops, surveys, validate
+from include import contract, db
 from include.config import PROJECT_DIR
+from include.extract import case_management as extract_ops
+from include.extract import export_files as extract_files
+from include.extract import surveys
 from include.personal_data import PERSONAL_COLUMNS
+from include.validate import suites as validate
 
 LINEAGE = ("_batch_id", "_source", "_source_row", "_loaded_at")
 SCHEMAS = {
@@ -48,7 +52,7 @@ def test_raw_tables_are_the_specs(warehouse_db):
                 f"{spec.raw_table} in include/sql/warehouse.sql disagrees with include/contract.py"
             )
         # the survey waves' raw tables: every column text, named as the crosswalk seed names them
-        # (include/surveys.py, which reads the seed, is their definition)
+        # (include/extract/surveys.py, which reads the seed, is their definition)
         survey_tables = set()
         for instrument in surveys.INSTRUMENTS:
             table = surveys.raw_table(instrument).removeprefix("raw.")
@@ -56,7 +60,7 @@ def test_raw_tables_are_the_specs(warehouse_db):
             found = columns_of(conn, "raw", table)
             assert [c for c, _ in found[-len(LINEAGE) :]] == list(LINEAGE), table
             assert found[: -len(LINEAGE)] == [(c, "text") for c in surveys.raw_columns(instrument)], (
-                f"raw.{table} in include/sql/warehouse.sql disagrees with include/surveys.py"
+                f"raw.{table} in include/sql/warehouse.sql disagrees with include/extract/surveys.py"
             )
         tables = {t for (t,) in conn.execute("select tablename from pg_tables where schemaname = 'raw'")}
         partitions = {t for t in tables if re.fullmatch(r"assessment_export_rows_(b[0-9]+|default)", t)}

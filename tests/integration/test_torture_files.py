@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pytest
 
 from include import db, load
-from include.extract_files import CONTRACT_COLUMNS
+from include.extract.export_files import CONTRACT_COLUMNS
 
 LIMITS = {
     "EXPORT_MAX_BYTES": str(2 << 20),
@@ -560,7 +560,7 @@ def test_known_content_is_not_examined_again(tortured):
 @pytest.fixture(scope="module")
 def marts(tortured, tmp_path_factory):
     """One real dbt build over what the three runs loaded (shared by the tests of the marts)."""
-    from include import transform
+    from include.transform import dbt as transform
 
     return transform.build(tortured["url"], target_path=tmp_path_factory.mktemp("dbt") / "target")
 
@@ -606,7 +606,7 @@ def landing(warehouse_db, tmp_path, monkeypatch):
 
 def test_an_exception_while_validating_one_file_rejects_that_file_only(landing, monkeypatch):
     """Whatever a validator throws about one file (here: any exception) is that file's failure."""
-    from include import validate
+    from include.validate import suites as validate
 
     url, folder = landing
     real = validate.validate_batches
@@ -762,7 +762,7 @@ def test_a_row_rule_whose_rows_cannot_be_found_holds_the_file(landing, monkeypat
     """GX says a row rule failed but its SQL finds no row (a rule SQL cannot mirror): held, never lost."""
     from psycopg import sql
 
-    from include import row_rules
+    from include.validate import row_rules
 
     url, folder = landing
     bad = rows(200)

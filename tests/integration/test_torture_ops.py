@@ -15,8 +15,9 @@ import json
 
 import pytest
 
-from include import db, load, transform
-from include.assets import CASE_MANAGEMENT_TABLES
+from include import db, load
+from include.orchestration.assets import CASE_MANAGEMENT_TABLES
+from include.transform import dbt as transform
 from tests.integration.test_load_case_management import MINIMAL_SCHEMA
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -1,8 +1,9 @@
-"""include.transform: dbt's profile from a warehouse URL, runs isolated by target path, docs site."""
+"""include.transform.dbt: dbt's profile from a warehouse URL, runs isolated by target path, docs site."""
 
 from __future__ import annotations
 
-from include import db, transform
+from include import db
+from include.transform import dbt as transform
 
 
 def test_dbt_env_carries_every_part_of_the_url():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from include import db, load
-from include.assets import CASE_MANAGEMENT_TABLES
+from include.orchestration.assets import CASE_MANAGEMENT_TABLES
 
 
 def test_demo_data_passes_every_critical_expectation(warehouse_db, fresh_ops_database, tmp_path, monkeypatch):

@@ -13,9 +13,10 @@ import json
 import pytest
 from psycopg import sql
 
-from include import db, validate
-from include.extract_files import CONTRACT_COLUMNS
-from include.extract_ops import spec
+from include import db
+from include.extract.case_management import spec
+from include.extract.export_files import CONTRACT_COLUMNS
+from include.validate import suites as validate
 
 TODAY = dt.date.today()
 FUTURE = TODAY + dt.timedelta(days=30)

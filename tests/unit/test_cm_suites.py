@@ -6,9 +6,9 @@ import json
 
 from psycopg import sql
 
-from include import validate
 from include.contract import CASE_MANAGEMENT_TABLES
 from include.personal_data import PERSONAL_COLUMNS
+from include.validate import suites as validate
 
 
 def _suites():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from include import console, transform
+from include.orchestration import console
+from include.transform import dbt as transform
 
 
 def test_task_line_has_name_status_seconds_and_note():

@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from include.demo import catalogue, exports, plan, xlsx
-from include.extract_files import CONTRACT_COLUMNS, iter_chunks
+from include.extract.export_files import CONTRACT_COLUMNS, iter_chunks
 
 
 def _sha(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from include import validate
+from include.validate import suites as validate
 
 STAGE = sql.Identifier("stage", "batch_1")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from include.extract_files import (
+from include.extract.export_files import (
     CONTRACT_COLUMNS,
     FileRejected,
     ParseReport,
@@ -200,7 +200,7 @@ def test_checksum_ignores_the_name_and_candidates_skip_partial_files(tmp_path):
 
 
 def test_contract_csv_body_is_the_bytes_after_an_exact_contract_header(tmp_path):
-    from include.extract_files import NotFastPath, contract_csv_body
+    from include.extract.export_files import NotFastPath, contract_csv_body
 
     path = write_csv(tmp_path / "c.csv", [row(quest=1), row(quest=2)])
     body = b"".join(contract_csv_body(path, block_size=7))
@@ -214,7 +214,7 @@ def test_contract_csv_body_is_the_bytes_after_an_exact_contract_header(tmp_path)
 
 
 def test_csv_record_quotes_like_csv():
-    from include.extract_files import csv_record
+    from include.extract.export_files import csv_record
 
     assert (
         csv_record(["a", None, 'say "hi"', "x,y", "two\nlines", ""]) == 'a,,"say ""hi""","x,y","two\nlines",'
@@ -225,7 +225,7 @@ def test_csv_record_quotes_like_csv():
 
 
 def _land(tmp_path, name: str, data: bytes, **limits):
-    from include.extract_files import Limits, land
+    from include.extract.export_files import Limits, land
 
     folder = tmp_path / "in"
     folder.mkdir(exist_ok=True)
@@ -303,7 +303,7 @@ def test_exported_on_from_the_name_else_the_modification_date(tmp_path):
     import datetime as dt
     import os
 
-    from include.extract_files import exported_on
+    from include.extract.export_files import exported_on
 
     named = tmp_path / "bwpk_assessments_2025-12-22_corrections.csv"
     named.write_text("x")
@@ -322,7 +322,7 @@ def test_ready_files_wait_for_a_young_file_to_settle(tmp_path):
     import threading
     import time
 
-    from include.extract_files import ready_files
+    from include.extract.export_files import ready_files
 
     folder = tmp_path / "assessments"
     folder.mkdir()
@@ -353,7 +353,7 @@ def test_ready_files_wait_for_a_young_file_to_settle(tmp_path):
 
 
 def test_land_refuses_a_file_that_changes_while_read(tmp_path, monkeypatch):
-    from include import extract_files
+    from include.extract import export_files as extract_files
 
     path = tmp_path / "x.csv"
     path.write_text(_text([row()]))

@@ -1,4 +1,4 @@
-"""GX's private APIs are used in include/gx_adapter.py only, against one pinned GX release.
+"""GX's private APIs are used in include/validate/gx_adapter.py only, against one pinned GX release.
 
 An upgrade of great-expectations in uv.lock fails here until someone has checked every private
 name the adapter lists against the new release and moved ``GX_VERSION``.
@@ -10,8 +10,8 @@ import importlib
 import re
 from importlib.metadata import version
 
-from include import gx_adapter
 from include.config import PROJECT_DIR
+from include.validate import gx_adapter
 
 
 def locked_version(package: str) -> str:
@@ -24,9 +24,9 @@ def locked_version(package: str) -> str:
 def test_the_adapter_is_pinned_to_the_locked_and_installed_gx():
     locked = locked_version("great-expectations")
     assert gx_adapter.GX_VERSION == locked == version("great-expectations"), (
-        f"GX is {version('great-expectations')} (uv.lock: {locked}) but include/gx_adapter.py was written "
-        f"for {gx_adapter.GX_VERSION}: check every name in gx_adapter.PRIVATE_APIS and PRIVATE_ATTRIBUTES "
-        "against the new release, then move GX_VERSION"
+        f"GX is {version('great-expectations')} (uv.lock: {locked}) but include/validate/gx_adapter.py "
+        f"was written for {gx_adapter.GX_VERSION}: check every name in gx_adapter.PRIVATE_APIS and "
+        "PRIVATE_ATTRIBUTES against the new release, then move GX_VERSION"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include import release
+from include.serve import release
 
 
 def test_csv_values_are_plain_and_nulls_empty():

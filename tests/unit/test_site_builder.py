@@ -8,7 +8,7 @@ from pathlib import Path
 
 import great_expectations
 
-from include.site import builder
+from include.serve.site import builder
 
 GX_TEMPLATES = Path(great_expectations.__file__).parent / "render" / "view" / "templates"
 

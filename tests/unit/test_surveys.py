@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from include import release, surveys
 from include.config import PROJECT_DIR
+from include.extract import surveys
+from include.serve import release
 
 
 def test_file_names_give_instrument_and_wave():

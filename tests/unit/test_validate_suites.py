@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from include import validate
-from include.assets import CASE_MANAGEMENT_TABLES
-from include.extract_files import CONTRACT_COLUMNS
-from include.extract_ops import spec
-from include.surveys import INSTRUMENTS, raw_columns
+from include.extract.case_management import spec
+from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.surveys import INSTRUMENTS, raw_columns
+from include.orchestration.assets import CASE_MANAGEMENT_TABLES
+from include.validate import suites as validate
 
 ENTITIES = [
     "assessment_export_rows",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include import validation_plan as plan
+from include.validate import plan
 
 NOT_NULL = {
     "type": "expect_column_values_to_not_be_null",

@@ -7,8 +7,8 @@ import io
 import openpyxl
 import pytest
 
-from include import extract_files
-from include.extract_files import CONTRACT_COLUMNS
+from include.extract import export_files as extract_files
+from include.extract.export_files import CONTRACT_COLUMNS
 
 
 def workbook(path, sheets: dict[str, list[list]]):

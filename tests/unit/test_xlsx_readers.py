@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from include.extract_files import CONTRACT_COLUMNS, FileRejected, Limits, ParseReport, iter_chunks
+from include.extract.export_files import CONTRACT_COLUMNS, FileRejected, Limits, ParseReport, iter_chunks
 
 
 def read(path: Path, reader: str):
@@ -149,8 +149,8 @@ def test_a_sheet_too_large_for_memory_is_streamed_by_openpyxl(tmp_path):
 def test_a_large_sheet_is_read_in_a_child_process_with_the_same_result(tmp_path, monkeypatch):
     """Over ``xlsx_child_min_bytes`` calamine reads the sheet in a child process (so the loading
     process never holds the sheet): the same rows, rejects, counts and rejections as in-process."""
-    from include import xlsx_child
     from include.demo import exports, plan
+    from include.extract import xlsx_child
 
     programme = plan.build(2025, 1)
     (export,) = [e for e in exports.exports(programme) if e.name.endswith(".xlsx")]

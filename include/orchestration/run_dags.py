@@ -1,17 +1,17 @@
 """Run DAGs once each, in order, in this process: what ``airflow dags test`` does, without paying
 Airflow's start-up and the DAG folder's parse once per DAG.
 
-    python -m include.run_dags --pipeline [--full-refresh]     what `bw run` runs
-    python -m include.run_dags extract_case_management transform  these DAGs, in this order
+    python -m include.orchestration.run_dags --pipeline [--full-refresh]     what `bw run` runs
+    python -m include.orchestration.run_dags extract_case_management transform  these DAGs, in this order
 
-Called by ``bw run`` with Airflow's environment already set (include/airflow_env.py). Exits 1 if
+Called by ``bw run`` with Airflow's environment already set (include/orchestration/airflow_env.py). Exits 1 if
 any DAG run did not succeed.
 
 The pipeline (``--pipeline``):
 
 1. the extraction DAGs (case management, assessment exports, survey waves), whatever happens to any;
 2. ``transform`` only if something changed since the last successful transform
-   (:func:`include.transform.needs_transform`: a batch loaded rows, the dbt project changed, or
+   (:func:`include.transform.dbt.needs_transform`: a batch loaded rows, the dbt project changed, or
    ``--full-refresh``), otherwise it says that nothing changed;
 3. ``research_release`` and then ``publish_site`` only if that transform succeeded: a failed
    transform publishes nothing, and the previous release and site stay the current ones.
@@ -19,7 +19,7 @@ The pipeline (``--pipeline``):
 A task that fails deterministically raises ``AirflowFailException`` and is not retried. Any other
 failure is retried after :data:`RETRY_DELAY` here, not the team server's 2 minutes: a one-shot run
 ends promptly. As each task finishes, one JSON line describing it is written to the file
-descriptor in ``BW_EVENTS_FD`` (``bw run`` turns them into its console, include/console.py);
+descriptor in ``BW_EVENTS_FD`` (``bw run`` turns them into its console, include/orchestration/console.py);
 Airflow's own logging goes to stdout/stderr, which ``bw run`` sends to the run's log file.
 """
 
@@ -69,10 +69,10 @@ class Events:
 
 
 class TaskListener:
-    """Airflow listener: a line per task as it finishes, with what it did (include/console.py)."""
+    """Airflow listener: a line per task as it finishes, with what it did (``console``)."""
 
     def __init__(self, events: Events, warehouse_url: str | None) -> None:
-        from include import console
+        from include.orchestration import console
 
         self.events = events
         self.probe = console.TaskProbe(warehouse_url)
@@ -195,8 +195,8 @@ def run(dag_ids: list[str], events: Events | None = None) -> list[str]:
 
 def run_pipeline(full_refresh: bool = False, events: Events | None = None) -> list[str]:
     """The pipeline of ``bw run`` (module docstring); return the ids of DAG runs that failed."""
-    from include import transform
     from include.config import settings
+    from include.transform import dbt as transform
 
     events = events or Events()
     url = os.environ["WAREHOUSE_URL"]

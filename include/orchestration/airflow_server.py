@@ -4,7 +4,7 @@
 as separate processes with the LocalExecutor; ``EXECUTOR=celery`` adds ``CELERY_WORKERS`` Celery
 workers on the Redis at ``REDIS_URL``. The metadata database is PostgreSQL (``bw_airflow`` on the
 warehouse's server unless ``AIRFLOW_DATABASE_URL`` says otherwise), the environment the one of
-docker-compose.yml (include/airflow_env.py).
+docker-compose.yml (include/orchestration/airflow_env.py).
 
 Each component runs in a session of its own and is stopped as a process group by its PID
 (SIGTERM, then SIGKILL): a signal to a parent alone would orphan the executor's and the task

@@ -2,7 +2,7 @@
 
 GX Core is pinned (``GX_VERSION``, the version in ``uv.lock``); ``tests/unit/test_gx_adapter.py``
 fails on any other version, and checks that each private name used here (and by
-:mod:`include.gx_custom`) still exists, so that an upgrade is a deliberate step: read
+:mod:`include.validate.gx_custom`) still exists, so that an upgrade is a deliberate step: read
 :data:`PRIVATE_APIS`, check each against the new release, then move the pin. Everything else in
 the project calls GX's public API (contexts, data sources, suites, ``batch.validate``,
 ``build_data_docs``).
@@ -61,7 +61,7 @@ PRIVATE_ATTRIBUTES = (
 def ephemeral_context(state_dir: Path, docs_dir: Path, template_cache: str):
     """An ephemeral GX context with filesystem stores in ``state_dir`` and a Data Docs site in ``docs_dir``.
 
-    The site's views keep their compiled templates in ``template_cache`` (:mod:`include.gx_custom`).
+    The site's views keep their compiled templates in ``template_cache`` (:mod:`include.validate.gx_custom`).
     Private: ``DataContextConfig`` (GX documents ``get_context(project_config=…)`` but not the
     config classes), and ``_save_project_config`` made a no-op: an ephemeral context keeps its
     configuration in memory, yet GX 1.x dumps all of it to YAML into an in-memory store that
@@ -76,7 +76,7 @@ def ephemeral_context(state_dir: Path, docs_dir: Path, template_cache: str):
 
     def view(class_name: str) -> dict:  # GX's view, its compiled templates kept in gx_state
         return {
-            "module_name": "include.gx_custom",
+            "module_name": "include.validate.gx_custom",
             "class_name": class_name,
             "template_cache": template_cache,
         }

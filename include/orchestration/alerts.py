@@ -20,7 +20,7 @@ Channels, from the environment (include/config.py): SMTP (``ALERT_SMTP_URL`` or
 ``ALERT_SMTP_HOST``/``_PORT``/``_USER``/``_PASSWORD``, ``ALERT_EMAIL_FROM``, ``ALERT_EMAIL_TO``) and a
 Slack/Teams-compatible webhook (``ALERT_WEBHOOK_URL``, JSON ``{"text": ...}``). Unset: no alert.
 
-Wired in include/dag_defaults.py as task callbacks (``on_failure_callback``,
+Wired in include/orchestration/dag_defaults.py as task callbacks (``on_failure_callback``,
 ``on_success_callback``) of every task, and Cosmos' ``callback`` of the dbt task.
 Nothing heavy is imported at module level: DAG files import this module at parse time.
 """
@@ -254,7 +254,7 @@ def post_webhook(url: str, text: str) -> None:
 
 
 def _results_dir(dag_id: str, run_id: str) -> Path:
-    from include.airflow_env import results_root
+    from include.orchestration.airflow_env import results_root
 
     return results_root(settings()) / f"dag_id={dag_id}" / f"run_id={run_id.replace('/', '_')}"
 
@@ -282,7 +282,7 @@ def _task_link(cfg: Settings, dag_id: str, run_id: str, task_id: str) -> str:
 
 def task_findings(context, cfg: Settings) -> list[Finding]:
     """What the finished task left to look at: its batches' problems, its dbt tests, freshness."""
-    from include import connections
+    from include.orchestration import connections
 
     ti = context["ti"]
     task_id = ti.task_id

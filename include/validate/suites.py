@@ -29,10 +29,10 @@ from pathlib import Path
 
 from psycopg import sql
 
-from include import db, row_rules
-from include import validation_plan as plan
+from include import db
 from include.config import PROJECT_DIR, settings
-from include.row_rules import (  # noqa: F401  (the names validate has always offered)
+from include.validate import plan, row_rules
+from include.validate.row_rules import (  # noqa: F401  (the names validate has always offered)
     BATCH_RULE_TYPES,
     gx_condition_sql,
     label,
@@ -121,13 +121,13 @@ def _gx_lock(state_dir: Path):
 
 def _context(state_dir: Path, docs_dir: Path):
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from include import gx_adapter, gx_custom  # noqa: F401  (gx_custom registers expect_no_unexpected_rows)
+    from include.validate import gx_adapter, gx_custom  # noqa: F401  (gx_custom registers expect_no_unexpected_rows)
 
     return gx_adapter.ephemeral_context(state_dir, docs_dir, _template_cache(state_dir))
 
 
 def _template_cache(state_dir: Path) -> str:
-    """Where Data Docs' compiled Jinja templates are kept (include/gx_custom.py)."""
+    """Where Data Docs' compiled Jinja templates are kept (include/validate/gx_custom.py)."""
     folder = state_dir / "jinja"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder)
@@ -173,7 +173,7 @@ class _Session:
         return self.suites[entity]
 
     def close(self) -> None:
-        from include import gx_adapter
+        from include.validate import gx_adapter
 
         for _, _, sources in self.suites.values():
             for source in sources:
@@ -207,7 +207,7 @@ def warm_up(url: str, entity: str | None = None) -> float:
     """
     session = _session_for(url)
     if entity is not None:
-        from include import gx_custom
+        from include.validate import gx_custom
 
         session.suite(entity)
         gx_custom.compile_templates(_template_cache(session.state_dir))  # for this run's Data Docs
@@ -276,7 +276,7 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
 
 
 def _run_passes(run: _Run, url: str, tables: dict[int, str], expectations: list[dict]) -> dict:
-    """GX's results of the passes :mod:`include.validation_plan` plans, by (rule, batch id or None)."""
+    """GX's results of the passes :mod:`include.validate.plan` plans, by (rule, batch id or None)."""
     single = len(tables) == 1
     target = next(iter(tables.values())) if single else _union_view(url, run.schema, tables)
     try:
@@ -296,7 +296,7 @@ def _run_passes(run: _Run, url: str, tables: dict[int, str], expectations: list[
 
 
 def _outcomes(suite: str, expectations: list[dict], batch_ids: list[int], found: dict) -> dict[int, Outcome]:
-    """Each batch's checks, from the run's GX results (:func:`include.validation_plan.result_for`)."""
+    """Each batch's checks, from the run's GX results (:func:`include.validate.plan.result_for`)."""
     findings = _findings(found)
     outcomes = {}
     for batch_id in batch_ids:
@@ -458,7 +458,7 @@ class _Run:
 
         ``first`` is one of the run's GX validation results (for its meta and batch id).
         """
-        from include import gx_adapter
+        from include.validate import gx_adapter
 
         key = gx_adapter.store_validation_result(
             self.session.context, self.suite_name, page, batch, first, every

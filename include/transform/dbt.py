@@ -215,7 +215,7 @@ create table if not exists audit.transform_runs (
     finished_at   timestamptz,
     status        text not null,          -- 'running', 'success', 'failed'
     inputs_as_of  timestamptz not null,   -- batches loaded before this instant are in the build
-    project_hash  text not null,          -- include.transform.project_hash() of the project built
+    project_hash  text not null,          -- include.transform.dbt.project_hash() of the project built
     full_refresh  boolean not null default false,
     summary       jsonb,                  -- dbt's results: counts per kind and status, failures
     message       text
@@ -398,13 +398,14 @@ def cosmos_profile_mapping():
 
         @property
         def env_vars(self) -> dict[str, str]:
-            from include import connections, warehouse
+            from include import warehouse
+            from include.orchestration import connections
 
             env = {self.get_env_var_name("password"): str(self.get_dbt_value("password") or "")}
             env.update(warehouse.key_env(url=connections.warehouse_url()))  # pseudonym key (PGOPTIONS)
             return {**env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "False", "DO_NOT_TRACK": "1"}
 
-    from include.connections import WAREHOUSE_CONN_ID
+    from include.orchestration.connections import WAREHOUSE_CONN_ID
 
     return WarehouseProfileMapping(
         conn_id=WAREHOUSE_CONN_ID,
@@ -507,7 +508,7 @@ def dbt_build_operator_class():
             raise AirflowFailException(message)
 
         def execute(self, context, **kwargs):
-            from include import connections
+            from include.orchestration import connections
 
             url = connections.warehouse_url()
             full_refresh = str(self.full_refresh).strip().lower() in ("true", "1", "yes")

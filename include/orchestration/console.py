@@ -1,7 +1,7 @@
 """What ``bw run`` shows a person: one line per task as it finishes, a summary, and a log file.
 
 - Task lines: ``DAG.task  status  seconds  what it did`` (rows loaded / quarantined, dbt's
-  counts, the release), from the events include/run_dags.py writes as each task finishes.
+  counts, the release), from the events include/orchestration/run_dags.py writes as each task finishes.
 - The summary, read from the warehouse after the run (``audit.load_batches``,
   ``quarantine.rejected_rows``, ``audit.validation_results``, ``audit.transform_runs``): per
   source the batches and rows loaded, quarantined or rejected with the first reason; validation
@@ -192,9 +192,9 @@ def task_line(name: str, state: str, seconds: float | None, note: str = "") -> s
 def run_pipeline_process(
     cmd: list[str], env: dict[str, str], log_file, console: Console, verbose: bool = False
 ) -> tuple[int, list[dict]]:
-    """Run include/run_dags.py; its output to ``log_file`` (and the screen with ``verbose``), its
-    events to the console as they come. Returns the exit code and the events."""
-    from include.run_dags import EVENTS_FD_ENV
+    """Run :mod:`include.orchestration.run_dags`; its output to ``log_file`` (and the screen with
+    ``verbose``), its events to the console as they come. Returns the exit code and the events."""
+    from include.orchestration.run_dags import EVENTS_FD_ENV
 
     read_fd, write_fd = os.pipe()
     env = {**env, EVENTS_FD_ENV: str(write_fd), "PYTHONUNBUFFERED": "1"}

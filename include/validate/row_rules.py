@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from include.validation_plan import CUSTOM_SQL
+from include.validate.plan import CUSTOM_SQL
 
 
 def label(exp: dict) -> str:

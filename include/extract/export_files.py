@@ -66,7 +66,7 @@ class ColumnSpec:
     """Which columns a file source keeps (in this order) and which its header must have.
 
     The default is the assessment export's (docs/SOURCES.md). Another file source (the survey
-    instruments, include/surveys.py) passes its own to :func:`iter_chunks`: a column of
+    instruments, include/extract/surveys.py) passes its own to :func:`iter_chunks`: a column of
     ``columns`` missing from ``required`` may be absent from a file (its values are then None).
     """
 
@@ -606,8 +606,8 @@ def iter_chunks(
         else:
             report.reader = "calamine"
             if sheet_bytes > limits.xlsx_child_min_bytes:
-                # calamine holds the whole sheet: let a child process hold it (include/xlsx_child.py)
-                from include import xlsx_child
+                # calamine holds the whole sheet: let a child process hold it (include/extract/xlsx_child.py)
+                from include.extract import xlsx_child
 
                 yield from xlsx_child.iter_chunks(path, name, report, limits, chunk_rows, spec)
                 return
@@ -619,7 +619,7 @@ def read_xlsx_chunks(
     path: Path, name: Path, report: ParseReport, limits: Limits, chunk_rows: int, spec: ColumnSpec
 ) -> Iterator[Chunk]:
     """The first worksheet's chunks, read with python-calamine in this process (what
-    :mod:`include.xlsx_child` runs in its child)."""
+    :mod:`include.extract.xlsx_child` runs in its child)."""
     yield from _chunked(_xlsx_records(path, name, report, limits, spec), chunk_rows, spec)
 
 

@@ -1,9 +1,9 @@
 """Survey export files → ``raw.survey_worker_rows`` / ``raw.survey_manager_rows`` (docs/SURVEYS.md).
 
 The same file machinery as the assessment exports, not a second loader: files are found and landed
-by :mod:`include.extract_files` (landing protocol, sha256, limits, encodings, XLSX readers), parsed
-by its :func:`~include.extract_files.iter_chunks` with the instrument's columns
-(:func:`include.surveys.column_spec`), and each file is one batch of :mod:`include.load`
+by :mod:`include.extract.export_files` (landing protocol, sha256, limits, encodings, XLSX readers), parsed
+by its :func:`~include.extract.export_files.iter_chunks` with the instrument's columns
+(:func:`include.extract.surveys.column_spec`), and each file is one batch of :mod:`include.load`
 (``audit.load_batches`` with source ``survey_files``, its checksum, export date and encoding;
 the same duplicate and already-loaded rules; rejects and held batches in ``quarantine.rejected_rows``
 with their reason; rows read = loaded + quarantined). What differs is only what is survey-specific:
@@ -31,7 +31,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from include import extract_files, load, surveys
+from include import load
+from include.extract import export_files as extract_files
+from include.extract import surveys
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +253,7 @@ def load_survey_files(
                     if c.severity == "warning" and not c.success
                 ]
     if validate and staged:
-        from include import validate as validation
+        from include.validate import suites as validation
 
         validation.build_docs(warehouse_url)
     load.analyze(warehouse_url, sorted(tables))
@@ -269,7 +271,7 @@ def _validate(conn: psycopg.Connection, warehouse_url: str, staged: list) -> tup
     """Each instrument's staged files validated together by its suite: ({batch_id: Outcome},
     {batch_id: why its validation could not run}). If a group's validation raises, each file is
     validated alone; a file whose validation still raises is rejected (the others go on)."""
-    from include import validate as validation
+    from include.validate import suites as validation
 
     conn.commit()
     outcomes: dict = {}

@@ -13,10 +13,10 @@ result (``observed_value``: the number of rows the query returns; in COMPLETE fo
 **Data Docs views that keep their compiled templates.** GX builds a new Jinja environment for each
 page view of each Data Docs build, and so compiles its ~30 templates again every time: most of
 what rendering a run's pages costs. The views below (named in the site's configuration, see
-``include.validate``) give the environment a ``FileSystemBytecodeCache``, so the templates are
+``include.validate.suites``) give the environment a ``FileSystemBytecodeCache``, so the templates are
 compiled once per ``DOCS_DIR`` (Jinja recompiles one whose source changed, after a GX upgrade).
 
-Importing this module registers the expectation and its metric with GX: :mod:`include.validate`
+Importing this module registers the expectation and its metric with GX: :mod:`include.validate.suites`
 does so before it loads a suite, inside the task (GX is never imported when a DAG file is parsed).
 """
 
@@ -35,7 +35,7 @@ from great_expectations.expectations.metrics.query_metric_provider import QueryM
 from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 from jinja2 import FileSystemBytecodeCache
 
-from include import gx_adapter
+from include.validate import gx_adapter
 
 COUNTED_ROWS = "unexpected_rows_query.counted_rows"
 _COUNT_COLUMN = "_gx_rows_found"  # the window count's column, dropped from the rows returned

@@ -1,7 +1,7 @@
 """Which expectations run where, when several staged batches of one entity are validated together.
 
 Pure functions of plain data (the suite's expectations as dicts, the batch ids, and what GX found,
-summed up as :class:`Finding`): no GX, no database, unit-tested alone. :mod:`include.validate`
+summed up as :class:`Finding`): no GX, no database, unit-tested alone. :mod:`include.validate.suites`
 runs the passes this module plans and assembles each batch's results as it says.
 
 With one batch, the suite runs on its own table, then the failed column expectations once more
@@ -57,7 +57,7 @@ UNION_SAFE = frozenset(
 )
 
 # Custom SQL expectations: a query over ``{batch}`` whose rows are the unexpected ones. The suites use
-# the project's ``expect_no_unexpected_rows`` (include/gx_custom.py: GX's own, with the query run
+# the project's ``expect_no_unexpected_rows`` (include/validate/gx_custom.py: GX's own, with the query run
 # once instead of twice); GX's ``unexpected_rows_expectation`` is handled the same way.
 CUSTOM_SQL = frozenset({"expect_no_unexpected_rows", "unexpected_rows_expectation"})
 

@@ -701,7 +701,7 @@ def _is_open(item: dict) -> bool:
 
 
 def main() -> int:
-    """``python -m include.site.builder``: build the site against the configured warehouse."""
+    """``python -m include.serve.site.builder``: build the site against the configured warehouse."""
     from include import warehouse
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from include.alerts import PipelineNotifier, keep_dbt_results
+from include.orchestration.alerts import PipelineNotifier, keep_dbt_results
 
 START_DATE = datetime(2025, 1, 1)
 """No DAG catches up: the start date only has to lie in the past."""
@@ -15,8 +15,8 @@ DEFAULT_ARGS = {
     # data failures raise AirflowFailException and are not.
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
-    # Alerts (include/alerts.py; channels from ALERT_* variables, none set = no alert): every task
-    # that fails; every task that succeeds but left data-quality warnings (quarantined rows,
+    # Alerts (include/orchestration/alerts.py; channels from ALERT_* variables, none set = no alert):
+    # every task that fails; every task that succeeds but left data-quality warnings (quarantined rows,
     # failed warning expectations, dbt test warnings, stale case management).
     "on_failure_callback": [PipelineNotifier(on="failure")],
     "on_success_callback": [PipelineNotifier(on="success")],

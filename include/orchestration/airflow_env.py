@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from include import connections
 from include.config import PROJECT_DIR, Settings
+from include.orchestration import connections
 
 QUIET = {
     "DO_NOT_TRACK": "1",
@@ -58,7 +58,7 @@ def environment(cfg: Settings, warehouse_url: str, ops_url: str) -> dict[str, st
 
 
 def results_root(cfg: Settings) -> Path:
-    """Where dbt's ``run_results.json`` of each Airflow dbt task is kept (include/alerts.py)."""
+    """Where dbt's ``run_results.json`` of each Airflow dbt task is kept (include/orchestration/alerts.py)."""
     return cfg.airflow_home / "logs" / "dbt_results"
 
 

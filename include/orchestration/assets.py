@@ -17,7 +17,7 @@ def _raw(table: str) -> Asset:
 RAW_ASSESSMENT_EXPORT_ROWS = _raw("assessment_export_rows")
 RAW_CASE_MANAGEMENT = {table: _raw(f"cm_{table}") for table in CASE_MANAGEMENT_TABLES}
 RAW_SURVEYS = {instrument: _raw(f"survey_{instrument}_rows") for instrument in ("worker", "manager")}
-"""The survey waves' raw tables (include/surveys.py), one per instrument."""
+"""The survey waves' raw tables (include/extract/surveys.py), one per instrument."""
 RAW_ASSETS = [RAW_ASSESSMENT_EXPORT_ROWS, *RAW_CASE_MANAGEMENT.values(), *RAW_SURVEYS.values()]
 
 MARTS = Asset(name="marts", uri="postgres://warehouse/betterwork/marts/all", group="marts")

@@ -1,1 +1,0 @@
-"""The static site: staff dashboards and the public transparency page (``include.site.builder``)."""

@@ -1,0 +1,1 @@
+"""Transform: dbt builds the warehouse's staging, marts and research schemas from ``raw``."""
