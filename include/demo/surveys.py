@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.demo import people, xlsx
+from include.demo import ops, people, xlsx
 from include.demo.plan import Factory, Plan, horizon
 from include.extract.surveys import CORE_COLUMNS, PERSONAL
 
@@ -84,7 +84,7 @@ MANAGER_QUESTIONS = (
     "prod/line_efficiency_pct",
     "prod/orders_lost_last_year",
 )
-COURSES = ("SST", "GEAR", "WPC", "OSH", "HRM", "HAR")
+COURSES = tuple(ops.COURSES)  # the case-management catalogue's codes, in its order
 
 
 @dataclass(frozen=True)

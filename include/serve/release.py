@@ -47,6 +47,8 @@ CODED_COLUMNS = {
 }
 """Columns whose values are codes: the codebook lists each value found in the release."""
 
+# Fixed meanings of codes the platform itself defines. Codes the sources define (course codes)
+# take their meaning from the warehouse at release time: see course_titles().
 MEANINGS = {
     ("panel", "all"): "every factory with a counted assessment in the cycle",
     ("gender", "female"): "woman (old records' F)",
@@ -58,12 +60,6 @@ MEANINGS = {
     ("role", "hr"): "human resources staff",
     ("role", "union_rep"): "trade union representative",
     ("role", "picc_member"): "member of the Performance Improvement Consultative Committee",
-    ("course_code", "SST"): "Supervisory Skills Training",
-    ("course_code", "GEAR"): "Gender Equality and Returns",
-    ("course_code", "WPC"): "Workplace Cooperation",
-    ("course_code", "OSH"): "Occupational Safety and Health",
-    ("course_code", "HRM"): "Human Resource Management",
-    ("course_code", "HAR"): "Harassment prevention",
     ("suppression_reason", "primary"): "built from fewer than k factories",
     ("suppression_reason", "complementary"): "would reveal a suppressed cell or a group of fewer than "
     "k factories by difference with a published cell",
@@ -74,9 +70,21 @@ MEANINGS = {
 }
 
 
-def _meaning(column: str, value: str) -> str:
-    if (column, value) in MEANINGS:
-        return MEANINGS[(column, value)]
+def course_titles(url: str) -> dict[tuple[str, str], str]:
+    """Each course code's title, as the case-management course catalogue gives it. Read from the
+    marts as role ``transformer`` (the pipeline's role that built them): a title is not research
+    data, so ``researcher`` cannot read it, and the pipeline login is not a member of ``analyst``."""
+    with db.connect(url, role="transformer") as conn:
+        rows = conn.execute(
+            "select distinct course_code, course_title from marts.fct_training_session "
+            "where course_title is not null"
+        ).fetchall()
+    return {("course_code", code): title for code, title in rows}
+
+
+def _meaning(column: str, value: str, meanings: dict[tuple[str, str], str] = MEANINGS) -> str:
+    if (column, value) in meanings:
+        return meanings[(column, value)]
     if column == "panel" and value.startswith("balanced_"):
         return f"only factories with a counted assessment in every cycle 1…{value.split('_')[1]}"
     if column == "size_band":
@@ -263,7 +271,10 @@ def write_dictionary(tables: list[Table], folder: Path) -> None:
     (folder / "data_dictionary.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_codebook(tables: list[Table], folder: Path) -> None:
+def write_codebook(tables: list[Table], folder: Path, source_meanings: dict | None = None) -> None:
+    """codebook.csv: every code value found in the release with its meaning (``MEANINGS``, then
+    ``source_meanings``: the sources' own codes such as course titles), and the survey scales."""
+    meanings = {**MEANINGS, **(source_meanings or {})}
     values: dict[tuple[str, str], set[str]] = {}
     for t in tables:
         for column, found in t.codes.items():
@@ -273,7 +284,7 @@ def write_codebook(tables: list[Table], folder: Path) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["column", "value", "meaning", "tables"])
         for (column, value), in_tables in sorted(values.items()):
-            row = [column, value, _meaning(column, value), " ".join(sorted(in_tables))]
+            row = [column, value, _meaning(column, value, meanings), " ".join(sorted(in_tables))]
             writer.writerow([csv_text(v) for v in row])
         # survey outcomes: each one's scale and meaning, in the tables that carry them
         for column, (scale, meaning) in SURVEY_SCALES.items():
@@ -577,7 +588,8 @@ def publish(url: str, cfg: Settings | None = None, today: dt.date | None = None)
             for table in tables:
                 export_table(conn, table, work)
         write_dictionary(tables, work)
-        write_codebook(tables, work)
+        has_courses = any(t.codes.get("course_code") for t in tables)
+        write_codebook(tables, work, course_titles(url) if has_courses else {})
         digest = content_hash(work)[:12]
         existing = sorted(root.glob(f"*-{digest}"))
         counts = {t.name: t.rows for t in tables}

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from include import db
 from include.config import settings
 from include.serve import release
 from tests.integration.test_research import (  # noqa: F401  (module-scoped fixture)
@@ -113,6 +114,18 @@ def test_codebook_explains_coded_values(published):
     assert all(
         c["meaning"] for c in codes if c["column"] in {"gender", "panel", "suppression_reason", "role"}
     )
+
+
+def test_course_codes_carry_the_catalogues_titles(published, built_warehouse):  # noqa: F811
+    """A course code means what the case-management catalogue calls it, not a title kept in code:
+    a course renamed or added at source is explained in the next release."""
+    _, rel = published
+    with db.connect(built_warehouse.url) as conn:
+        catalogue = dict(conn.execute("select course_code, title from staging.stg_courses").fetchall())
+    with open(rel.path / "codebook.csv", encoding="utf-8") as f:
+        courses = {c["value"]: c["meaning"] for c in csv.DictReader(f) if c["column"] == "course_code"}
+    assert courses, "the release lists no course code"
+    assert courses == {code: catalogue[code] for code in courses}
 
 
 def test_no_source_identifier_in_any_release_file(published):
