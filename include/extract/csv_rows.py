@@ -20,24 +20,13 @@ from include.extract.rejects import FIX, FileRejected
 def csv_records(
     path: Path, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec = EXPORT_SPEC
 ) -> Iterator[tuple[list[int], Record]]:
-    """The CSV's records, each judged as it is read (one loop, kept whole on purpose: every check
-    of a record, the quote that swallows lines above all, needs the physical lines the reader
-    consumed for it, which only this loop sees)."""
+    """The CSV's records, each judged as it is read: every check of a record, the quote that
+    swallows lines above all, needs the physical lines the reader consumed for it (``lines.current``),
+    so the checks run inside this loop, between one record and the next."""
     with path.open("rb") as f:
         lines = _Lines(f)
         reader = csv.reader(lines)
-        try:
-            header = next(reader)
-        except StopIteration as err:
-            raise FileRejected(name, "empty file (no header, no rows); " + FIX) from err
-        except csv.Error as err:
-            raise FileRejected(name, f"not a CSV export: {err}; " + FIX) from err
-        if lines.bad:
-            raise FileRejected(name, "not a CSV export: the header is not UTF-8 text; " + FIX)
-        if len(lines.current) > 1:
-            raise _swallowed(name, 1, len(lines.current), 1, "the header")
-        positions = header_positions(name, header, report, limits, spec)
-        width = len(header)
+        positions, width = _read_header(reader, lines, name, report, limits, spec)
         row_no = 1
         last: tuple[int, list | None, str] | None = None
         while True:
@@ -63,31 +52,62 @@ def csv_records(
             if report.rows_read > limits.max_rows:
                 raise too_many_rows(name, limits)
             raw = "".join(lines.current)
-            spans = len(lines.current)
-            if spans == 1 and any("\n" in v for v in fields):  # only a quote open at the end does that
-                raise _swallowed(name, start, spans, row_no, "the quote is never closed")
-            if spans > 1:
-                if raw.count('"') % 2 == 1 or fields[-1].endswith("\n"):
-                    raise _swallowed(name, start, spans, row_no, "the quote is never closed")
-                if len(fields) != width:
-                    raise _swallowed(
-                        name, start, spans, row_no, f"{len(fields)} fields, the header has {width}"
-                    )
-                if any(_looks_like_records(v, width) for v in fields if "\n" in v):
-                    raise _swallowed(name, start, spans, row_no, "its lines look like records of their own")
+            _check_quotes(name, fields, raw, len(lines.current), start, row_no, width)
             last = (row_no, fields, raw)
-            if lines.bad:
-                yield positions, (row_no, None, raw, "undecodable bytes (not UTF-8)")
-            elif len(fields) != width:
-                yield positions, (row_no, None, raw, f"wrong field count: {len(fields)}, header has {width}")
-            else:
-                yield positions, (row_no, fields, None, None)
-        if last is not None and not lines.last.endswith(b"\n") and _cut_short(last[1], last[2], width):
-            raise FileRejected(
-                name,
-                f"truncated: the last record (row {last[0]}) ends mid-row (was the file copied whole?); "
-                + FIX,
-            )
+            yield positions, _judged(row_no, fields, raw, lines.bad, width)
+        _check_not_cut_short(name, last, lines.last, width)
+
+
+def _read_header(
+    reader, lines: _Lines, name: Path, report: ParseReport, limits: Limits, spec: ColumnSpec
+) -> tuple[list[int], int]:
+    """The header's positions of the source's columns, and its width; or :class:`FileRejected`."""
+    try:
+        header = next(reader)
+    except StopIteration as err:
+        raise FileRejected(name, "empty file (no header, no rows); " + FIX) from err
+    except csv.Error as err:
+        raise FileRejected(name, f"not a CSV export: {err}; " + FIX) from err
+    if lines.bad:
+        raise FileRejected(name, "not a CSV export: the header is not UTF-8 text; " + FIX)
+    if len(lines.current) > 1:
+        raise _swallowed(name, 1, len(lines.current), 1, "the header")
+    return header_positions(name, header, report, limits, spec), len(header)
+
+
+def _check_quotes(
+    name: Path, fields: list, raw: str, spans: int, start: int, row_no: int, width: int
+) -> None:
+    """Reject the file if the record's quoting swallowed lines (``spans``: the physical lines it took)."""
+    if spans == 1 and any("\n" in v for v in fields):  # only a quote open at the end does that
+        raise _swallowed(name, start, spans, row_no, "the quote is never closed")
+    if spans > 1:
+        if raw.count('"') % 2 == 1 or fields[-1].endswith("\n"):
+            raise _swallowed(name, start, spans, row_no, "the quote is never closed")
+        if len(fields) != width:
+            raise _swallowed(name, start, spans, row_no, f"{len(fields)} fields, the header has {width}")
+        if any(_looks_like_records(v, width) for v in fields if "\n" in v):
+            raise _swallowed(name, start, spans, row_no, "its lines look like records of their own")
+
+
+def _judged(row_no: int, fields: list, raw: str, undecodable: bool, width: int) -> Record:
+    """A parsed record: good, or rejected alone (bytes that are not UTF-8, a wrong field count)."""
+    if undecodable:
+        return (row_no, None, raw, "undecodable bytes (not UTF-8)")
+    if len(fields) != width:
+        return (row_no, None, raw, f"wrong field count: {len(fields)}, header has {width}")
+    return (row_no, fields, None, None)
+
+
+def _check_not_cut_short(
+    name: Path, last: tuple[int, list | None, str] | None, last_line: bytes, width: int
+) -> None:
+    """Reject the file if its last record, with no final newline, was cut (:func:`_cut_short`)."""
+    if last is not None and not last_line.endswith(b"\n") and _cut_short(last[1], last[2], width):
+        raise FileRejected(
+            name,
+            f"truncated: the last record (row {last[0]}) ends mid-row (was the file copied whole?); " + FIX,
+        )
 
 
 class _Lines:

@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 def settle_encoding(
     landed: Landed, head: bytes, newlines: int, bad_utf8_at: int | None, nul_at: int | None
 ) -> None:
-    """Decide the CSV's encoding and leave ``landed.copy`` as UTF-8 text; or raise FileRejected."""
+    """Decide the CSV's encoding and leave ``landed.copy`` as UTF-8 text; or raise FileRejected.
+
+    ``landed.encoding`` says what was found, also when the text then proves unreadable (UTF-16 or
+    UTF-8 as the bytes said); a text neither UTF-8 nor Windows-1252 has none.
+    """
     path, copy = landed.path, landed.copy
     assert copy is not None
-    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
-        if head.startswith(bom) and not head.startswith(codecs.BOM_UTF32_LE):
-            landed.encoding = f"{codec} (BOM)"
-            landed.copy, landed.lines = _transcode(path, copy, codec, len(bom))
-            return
+    if _settle_utf16(landed, head):
+        return
     if head.startswith(codecs.BOM_UTF32_LE) or head.startswith(codecs.BOM_UTF32_BE):
         raise FileRejected(
             path,
@@ -48,7 +49,22 @@ def settle_encoding(
         landed.lines = newlines
         _check_line_ends(path, copy, newlines)
         return
-    line = _line_of(copy, bad_utf8_at)
+    _settle_cp1252(landed, _line_of(copy, bad_utf8_at), bom)
+
+
+def _settle_utf16(landed: Landed, head: bytes) -> bool:
+    """A UTF-16 text with a byte-order mark, converted to UTF-8: True; any other text: False."""
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if head.startswith(bom) and not head.startswith(codecs.BOM_UTF32_LE):
+            landed.encoding = f"{codec} (BOM)"
+            landed.copy, landed.lines = _transcode(landed.path, landed.copy, codec, len(bom))
+            return True
+    return False
+
+
+def _settle_cp1252(landed: Landed, line: int, bom: bool) -> None:
+    """A text that is not UTF-8 from ``line`` on: Windows-1252 if every line reads as it, converted."""
+    path, copy = landed.path, landed.copy
     if bom:
         raise FileRejected(
             path,
