@@ -147,7 +147,7 @@ def _measure(mode: str, url: str, landing: Path, docs: Path) -> dict:
 
 def synthetic_exports(landing: Path, rows: int, files: int = 5, seed: int = 2025) -> None:
     """Export-shaped CSVs (BOM, CRLF) when the demo generator is not available."""
-    from include.extract.export_files import CONTRACT_COLUMNS
+    from include.extract.columns import CONTRACT_COLUMNS
 
     rng = random.Random(seed)
     folder = landing / "assessments"

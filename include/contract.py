@@ -6,7 +6,8 @@ demo generator writes sources with these names and the extractors read them, so 
 them from here. The raw DDL (``include/sql/warehouse.sql``), the demo's case-management schema
 (``include/demo/ops_schema.sql``) and the GX suites' shape and key rules (``expectations/``) are
 written by hand and checked against these specs by ``tests/integration/test_source_specs.py``; the
-extraction column lists (:mod:`include.extract.case_management`) and the export columns are these specs.
+extraction column lists (:mod:`include.extract.case_management`), the export columns and the
+columns of the demo's case-management rows (:data:`include.demo.ops.COLUMNS`) are these specs.
 
 Adding a source table: a spec here, its raw table in ``warehouse.sql``, its suite in
 ``expectations/`` (the test says what disagrees).

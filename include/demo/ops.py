@@ -18,7 +18,7 @@ from importlib import resources
 from psycopg import sql
 
 from include import db
-from include.contract import CASE_MANAGEMENT_TABLES
+from include.contract import CASE_MANAGEMENT, CASE_MANAGEMENT_TABLES
 from include.demo import catalogue, people, remediation
 from include.demo.exports import point_outcomes
 from include.demo.plan import PROGRAMME_START, Factory, Plan, horizon, stamp
@@ -439,23 +439,19 @@ def improvement_rows(plan: Plan) -> Iterator[tuple]:
 
 # --------------------------------------------------------------------------- loading
 
-_COLUMNS = {
-    "factories": "factory_id name os_id address city province sector enrolled_on exited_on exit_reason"
-    " workers_total workers_female created_at updated_at deleted_at",
-    "brands": "brand_id name created_at updated_at",
-    "factory_brands": "factory_id brand_id since until created_at updated_at",
-    "advisory_visits": "visit_id factory_id visit_date phase mode advisor_code topics"
-    " created_at updated_at deleted_at",
-    "courses": "course_code title days",
-    "training_sessions": "session_id course_code factory_id city starts_on ends_on trainer_code"
-    " created_at updated_at deleted_at",
-    "training_participants": "participant_id session_id person_ref full_name cnic phone gender role"
-    " factory_id attended pre_score post_score created_at updated_at deleted_at",
-    "picc_meetings": "meeting_id factory_id held_on workers_present managers_present women_present"
-    " created_at updated_at",
-    "improvement_items": "item_id factory_id cycle compliance_point status raised_on due_on closed_on"
-    " created_at updated_at",
-}
+
+def _written_columns(table: str) -> tuple[str, ...]:
+    """The columns of the demo's rows of ``table``, in order: the contract's (include/contract.py),
+    and the demo source's own ``created_at`` (not in the contract, never extracted) just before
+    ``updated_at``, as in ``ops_schema.sql``."""
+    columns = list(CASE_MANAGEMENT[table].columns)
+    if "updated_at" in columns:
+        columns.insert(columns.index("updated_at"), "created_at")
+    return tuple(columns)
+
+
+COLUMNS = {table: _written_columns(table) for table in TABLES}
+"""Per case-management table, the columns its demo rows hold (the order of the row tuples)."""
 
 
 def _schema_parts() -> tuple[str, str]:
@@ -481,7 +477,7 @@ def _state(conn) -> tuple[dict[str, int], tuple | None]:
 
 
 def _copy(conn, table: str, rows) -> int:
-    cols = _COLUMNS[table].split()
+    cols = COLUMNS[table]
     stmt = sql.SQL("copy {} ({}) from stdin").format(
         sql.Identifier("public", table), sql.SQL(", ").join(map(sql.Identifier, cols))
     )

@@ -112,7 +112,7 @@ def parse_name(path: Path | str) -> SurveyFile:
 
 
 def column_spec(instrument: str):
-    """The :class:`include.extract.export_files.ColumnSpec` of an instrument's files."""
-    from include.extract.export_files import ColumnSpec
+    """The :class:`include.extract.columns.ColumnSpec` of an instrument's files."""
+    from include.extract.columns import ColumnSpec
 
     return ColumnSpec(raw_columns(instrument), required_columns(instrument), f"{instrument} survey export")

@@ -3,12 +3,13 @@
 python-calamine holds a whole sheet in memory (about 1.4 times its unpacked XML). The process that
 loads a file already holds Airflow, Great Expectations and their connections; at demo scale 100 a
 453 MiB sheet read there took that process to 1.2 GiB. Here a child process reads the sheet with
-the same code (:func:`include.extract.export_files.read_xlsx_chunks`) and streams the chunks back, pickled,
+the same code (:func:`include.extract.chunks.read_xlsx_chunks`) and streams the chunks back, pickled,
 over a pipe: the sheet's memory is the child's alone and is given back when it exits. The parent
-sees the same chunks, the same :class:`~include.extract.export_files.ParseReport` and the same
-:class:`~include.extract.export_files.FileRejected` as if it had read the sheet itself.
+sees the same chunks, the same :class:`~include.extract.records.ParseReport` and the same
+:class:`~include.extract.rejects.FileRejected` as if it had read the sheet itself.
 
-Run as ``python -m include.extract.xlsx_child`` by :func:`iter_chunks`; it reads its arguments from stdin.
+Run as ``python -m include.extract.xlsx_child`` by :func:`include.extract.chunks.iter_chunks`; it reads its
+arguments from stdin.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from include.config import PROJECT_DIR
 
 def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int, spec) -> Iterator:
     """The sheet's chunks, read by a child process (see the module docstring)."""
-    from include.extract.export_files import FileRejected
+    from include.extract.rejects import FileRejected
 
     child = subprocess.Popen(
         [sys.executable, "-m", "include.extract.xlsx_child"],
@@ -67,7 +68,9 @@ def iter_chunks(path: Path, name: Path, report, limits, chunk_rows: int, spec) -
 
 
 def _main() -> None:
-    from include.extract.export_files import FileRejected, ParseReport, read_xlsx_chunks
+    from include.extract.chunks import read_xlsx_chunks
+    from include.extract.records import ParseReport
+    from include.extract.rejects import FileRejected
 
     path, name, limits, chunk_rows, spec = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer

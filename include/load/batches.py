@@ -148,6 +148,7 @@ def reject_whole(conn: psycopg.Connection, batch_id: int, source_object: str, re
     return BatchResult(batch_id, source_object, "rejected", message=reason)
 
 
+# ~50 lines, a third of them docstring: one transaction, read best as one function
 def publish(
     conn: psycopg.Connection,
     *,

@@ -9,8 +9,6 @@ the file loads and their assessments are held downstream (docs/LOADING.md).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 
@@ -18,8 +16,13 @@ import psycopg
 from psycopg import sql
 
 from include import contract
-from include.extract import export_files as extract_files
-from include.load import batches
+from include.extract import landing
+from include.extract.chunks import ParseReport, iter_chunks
+from include.extract.columns import CONTRACT_COLUMNS, DATE_COLUMN
+from include.extract.csv_fast_path import NotFastPath, contract_csv_body
+from include.extract.file_kind import sniff
+from include.extract.limits import Limits, too_many_rows
+from include.load import batches, file_batches
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +35,21 @@ def stage_export(
     conn: psycopg.Connection,
     batch_id: int,
     path: Path,
-    report: extract_files.ParseReport,
+    report: ParseReport,
     *,
-    landed: extract_files.Landed | None = None,
+    landed: landing.Landed | None = None,
 ) -> tuple[int, int]:
     """Stage the file into ``stage.batch_<id>`` (good rows) and ``…_rejects``; not committed.
 
     ``path``: the file to read (a landed copy: UTF-8 text or a workbook); ``landed``: what
-    :func:`extract_files.land` found (the name for lineage and messages, kind, line count).
-    Returns (rows staged, rows rejected). Raises :class:`extract_files.FileRejected`.
+    :func:`landing.land` found (the name for lineage and messages, kind, line count).
+    Returns (rows staged, rows rejected). Raises :class:`~include.extract.rejects.FileRejected`.
     """
     name = landed.path if landed else path
-    limits = extract_files.Limits.from_settings()
-    kind = landed.kind if landed else extract_files.sniff(path)
+    limits = Limits.from_settings()
+    kind = landed.kind if landed else sniff(path)
     if kind == "csv":
-        body = extract_files.contract_csv_body(path)
+        body = contract_csv_body(path)
         if body is not None:
             try:
                 staged = _stage_csv_fast(conn, batch_id, path, body)
@@ -57,14 +60,14 @@ def stage_export(
                 ):
                     # a field holds lines that look like records: the row parser finds where a quote
                     # swallowed them, and rejects the file
-                    raise extract_files.NotFastPath("a quoted field holds lines that look like records")
+                    raise NotFastPath("a quoted field holds lines that look like records")
                 if staged > limits.max_rows:
-                    raise extract_files.too_many_rows(name, limits)
+                    raise too_many_rows(name, limits)
                 report.kind, report.fast, report.rows_read = "csv", True, staged
                 rejected = _reject_impossible_dates(conn, batch_id)
                 _add_batch_constants(conn, batch_id, name.name)
                 return staged - rejected, rejected
-            except (psycopg.DataError, extract_files.NotFastPath) as err:
+            except (psycopg.DataError, NotFastPath) as err:
                 conn.rollback()  # nothing of this attempt remains, not even the stage table
                 log.info("%s: COPY refused the file (%s); parsing it row by row", name.name, err)
     counts = _stage_parsed(conn, batch_id, path, report, name=name, kind=kind, limits=limits)
@@ -74,14 +77,13 @@ def stage_export(
 
 def _maybe_swallowed(conn: psycopg.Connection, batch_id: int) -> bool:
     """Whether a staged field holds a line break followed by a line with a record's commas, or ends one."""
-    width = len(extract_files.CONTRACT_COLUMNS)
+    width = len(CONTRACT_COLUMNS)
     pattern = f"\n([^\n,]*,){{{width - 1}}}|\n$"
     return conn.execute(
         sql.SQL("select exists (select from {} where {})").format(
             batches.stage_table(batch_id),
             sql.SQL(" or ").join(
-                sql.SQL("{} ~ {}").format(sql.Identifier(c), sql.Literal(pattern))
-                for c in extract_files.CONTRACT_COLUMNS
+                sql.SQL("{} ~ {}").format(sql.Identifier(c), sql.Literal(pattern)) for c in CONTRACT_COLUMNS
             ),
         )
     ).fetchone()[0]
@@ -114,9 +116,7 @@ def _create_export_stage(conn: psycopg.Connection, batch_id: int) -> None:
             "_source_row bigint not null default nextval({seq}))"
         ).format(
             stage=stage,
-            cols=sql.SQL(", ").join(
-                sql.SQL("{} text").format(sql.Identifier(c)) for c in extract_files.CONTRACT_COLUMNS
-            ),
+            cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in CONTRACT_COLUMNS),
             id=sql.Literal(batch_id),
             seq=sql.Literal(f"stage.batch_{batch_id}_row"),
         )
@@ -155,7 +155,7 @@ def _stage_csv_fast(conn: psycopg.Connection, batch_id: int, path: Path, body) -
     afterwards, in SQL (:func:`_reject_impossible_dates`).
     """
     _create_export_stage(conn, batch_id)
-    cols = sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS))
+    cols = sql.SQL(", ").join(map(sql.Identifier, CONTRACT_COLUMNS))
     with conn.cursor() as cur:
         with cur.copy(
             sql.SQL("copy {} ({}) from stdin (format csv, encoding 'UTF8', freeze, force_null ({}))").format(
@@ -175,7 +175,7 @@ def _reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
     touched only if one is impossible. A quarantined row's raw text is rebuilt from its fields as
     one CSV record (``stage.csv_record``). Not committed; returns the rows moved.
     """
-    stage, date = batches.stage_table(batch_id), sql.Identifier(extract_files.DATE_COLUMN)
+    stage, date = batches.stage_table(batch_id), sql.Identifier(DATE_COLUMN)
     (impossible,) = conn.execute(
         sql.SQL(
             "with dates as materialized (select {date} as d from {stage} group by 1) "
@@ -194,9 +194,9 @@ def _reject_impossible_dates(conn: psycopg.Connection, batch_id: int) -> int:
             stage=stage,
             rejects=batches.stage_table(batch_id, "_rejects"),
             date=date,
-            cols=sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS)),
+            cols=sql.SQL(", ").join(map(sql.Identifier, CONTRACT_COLUMNS)),
             quest=sql.Identifier("Quest.ID"),
-            reason=sql.Literal(f"impossible date in {extract_files.DATE_COLUMN}: "),
+            reason=sql.Literal(f"impossible date in {DATE_COLUMN}: "),
         ),
         {"dates": impossible},
     ).rowcount
@@ -206,41 +206,28 @@ def _stage_parsed(
     conn: psycopg.Connection,
     batch_id: int,
     path: Path,
-    report: extract_files.ParseReport,
+    report: ParseReport,
     *,
     name: Path,
     kind: str,
-    limits: extract_files.Limits,
+    limits: Limits,
 ) -> tuple[int, int]:
-    """Row by row in Python (:func:`extract_files.iter_chunks`): any header order, XLSX, row rejects."""
+    """Row by row in Python (:func:`iter_chunks`): any header order, XLSX, row rejects."""
     _create_export_stage(conn, batch_id)
-    columns = [*extract_files.CONTRACT_COLUMNS, "_source_row"]
+    columns = [*CONTRACT_COLUMNS, "_source_row"]
     copy_rows = sql.SQL("copy {} ({}) from stdin (format csv, freeze)").format(
         batches.stage_table(batch_id), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     copy_rejects = sql.SQL("copy {} (source_row, raw_text, reason, assessment_id) from stdin").format(
         batches.stage_table(batch_id, "_rejects")
     )
-    staged = rejected = 0
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    with conn.cursor() as cur:
-        for chunk in extract_files.iter_chunks(path, report, name=name, kind=kind, limits=limits):
-            if chunk.rows:
-                buffer.seek(0)
-                buffer.truncate()
-                writer.writerows(chunk.rows)
-                with cur.copy(copy_rows) as copy:
-                    copy.write(buffer.getvalue())
-                staged += len(chunk.rows)
-            if chunk.rejects:
-                with cur.copy(copy_rejects) as copy:
-                    for r in chunk.rejects:
-                        copy.write_row(
-                            (r.source_row, r.raw_text.replace("\0", ""), r.reason, r.assessment_id)
-                        )
-                rejected += len(chunk.rejects)
-    return staged, rejected
+    return file_batches.copy_chunks(
+        conn,
+        iter_chunks(path, report, name=name, kind=kind, limits=limits),
+        copy_rows,
+        copy_rejects,
+        lambda r: (r.source_row, r.raw_text.replace("\0", ""), r.reason, r.assessment_id),
+    )
 
 
 def quarantine_broken_rows(conn: psycopg.Connection, batch_id: int, outcome) -> tuple[list[str] | None, str]:
@@ -288,7 +275,7 @@ def quarantine_export_rows(conn: psycopg.Connection, batch_id: int, row_rules: l
             broken=sql.SQL(" or ").join(sql.SQL("({})").format(cond) for _, cond in rules),
             names=batches.broken_rules_sql(rules),
             rejects=batches.stage_table(batch_id, "_rejects"),
-            cols=sql.SQL(", ").join(map(sql.Identifier, extract_files.CONTRACT_COLUMNS)),
+            cols=sql.SQL(", ").join(map(sql.Identifier, CONTRACT_COLUMNS)),
             quest=sql.Identifier("Quest.ID"),
         )
     ).fetchone()

@@ -209,7 +209,7 @@ create table if not exists raw.survey_manager_rows (
 
 -- ---------------------------------------------------------------- stage: helpers of the CSV fast path
 -- include.load COPYs a contract-shaped CSV straight into stage.batch_<id>; these find and describe,
--- in SQL, the rows the Python parser would have quarantined (include.extract.export_files does the same).
+-- in SQL, the rows the Python parser would have quarantined (include.extract.chunks does the same).
 
 -- A dd/mm/yyyy-shaped value that is no calendar date (31/02/2024, 00/01/2024, 01/13/2024, year 0).
 -- Other shapes are not the parser's business (a GX rule checks the format). Not STRICT, so that the
@@ -225,7 +225,7 @@ language sql immutable parallel safe as $$
 $$;
 
 -- The fields as one CSV record (for a quarantined row's raw text): a field holding a comma, a quote
--- or a line break is quoted, quotes doubled; null is empty. Same rule as extract_files.csv_record.
+-- or a line break is quoted, quotes doubled; null is empty. Same rule as include.extract.rejects.csv_record.
 create or replace function stage.csv_record(fields text[]) returns text
 language sql immutable parallel safe as $$
     select string_agg(

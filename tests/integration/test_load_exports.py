@@ -15,7 +15,7 @@ import pytest
 
 from include import db, load
 from include.config import PROJECT_DIR
-from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.columns import CONTRACT_COLUMNS
 
 FIXTURE = PROJECT_DIR / "tests" / "fixtures" / "exports" / "sample_export.csv"
 CLUSTER_CP = [

@@ -16,8 +16,8 @@ import pytest
 from include import contract, db
 from include.config import PROJECT_DIR
 from include.extract import case_management as extract_ops
-from include.extract import export_files as extract_files
 from include.extract import surveys
+from include.extract.columns import CONTRACT_COLUMNS
 from include.personal_data import PERSONAL_COLUMNS
 from include.validate import suites as validate
 
@@ -90,14 +90,14 @@ def test_case_management_source_schemas_are_the_specs(fresh_ops_database, which)
 def test_extraction_column_lists_are_the_specs():
     from include.demo import ops as demo_ops
 
-    assert list(extract_files.CONTRACT_COLUMNS) == contract.EXPORT.columns
+    assert list(CONTRACT_COLUMNS) == contract.EXPORT.columns
     assert list(extract_ops._TABLES) == list(contract.CASE_MANAGEMENT_TABLES)
     for name, spec in contract.CASE_MANAGEMENT.items():
         extracted = extract_ops.spec(name)
         assert (extracted.columns, extracted.key) == (spec.columns, spec.key), name
         assert extracted.change_columns == tuple(c for c in ("updated_at", "deleted_at") if c in spec.columns)
-        # the demo writes its rows in this order (plus its own created_at)
-        written = [c for c in demo_ops._COLUMNS[name].split() if c not in NOT_IN_CONTRACT]
+        # the demo writes its rows in this order (derived from the spec, plus its own created_at)
+        written = [c for c in demo_ops.COLUMNS[name] if c not in NOT_IN_CONTRACT]
         assert written == spec.columns, f"include/demo/ops.py writes {name} with other columns"
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pytest
 
 from include import db, load
-from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.columns import CONTRACT_COLUMNS
 
 LIMITS = {
     "EXPORT_MAX_BYTES": str(2 << 20),

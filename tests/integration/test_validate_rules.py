@@ -15,7 +15,7 @@ from psycopg import sql
 
 from include import db
 from include.extract.case_management import spec
-from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.columns import CONTRACT_COLUMNS
 from include.validate import suites as validate
 
 TODAY = dt.date.today()

@@ -11,7 +11,8 @@ import openpyxl
 import pytest
 
 from include.demo import catalogue, exports, plan, xlsx
-from include.extract.export_files import CONTRACT_COLUMNS, iter_chunks
+from include.extract.chunks import iter_chunks
+from include.extract.columns import CONTRACT_COLUMNS
 
 
 def _sha(path: Path) -> str:

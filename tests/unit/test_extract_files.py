@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from include.extract.export_files import (
-    CONTRACT_COLUMNS,
-    FileRejected,
-    ParseReport,
-    candidate_files,
-    checksum,
-    iter_chunks,
-)
+from include.extract.chunks import iter_chunks
+from include.extract.columns import CONTRACT_COLUMNS
+from include.extract.landing import candidate_files, checksum
+from include.extract.records import ParseReport
+from include.extract.rejects import FileRejected
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "exports" / "sample_export.csv"
 
@@ -200,7 +197,7 @@ def test_checksum_ignores_the_name_and_candidates_skip_partial_files(tmp_path):
 
 
 def test_contract_csv_body_is_the_bytes_after_an_exact_contract_header(tmp_path):
-    from include.extract.export_files import NotFastPath, contract_csv_body
+    from include.extract.csv_fast_path import NotFastPath, contract_csv_body
 
     path = write_csv(tmp_path / "c.csv", [row(quest=1), row(quest=2)])
     body = b"".join(contract_csv_body(path, block_size=7))
@@ -214,7 +211,7 @@ def test_contract_csv_body_is_the_bytes_after_an_exact_contract_header(tmp_path)
 
 
 def test_csv_record_quotes_like_csv():
-    from include.extract.export_files import csv_record
+    from include.extract.rejects import csv_record
 
     assert (
         csv_record(["a", None, 'say "hi"', "x,y", "two\nlines", ""]) == 'a,,"say ""hi""","x,y","two\nlines",'
@@ -225,7 +222,8 @@ def test_csv_record_quotes_like_csv():
 
 
 def _land(tmp_path, name: str, data: bytes, **limits):
-    from include.extract.export_files import Limits, land
+    from include.extract.landing import land
+    from include.extract.limits import Limits
 
     folder = tmp_path / "in"
     folder.mkdir(exist_ok=True)
@@ -303,7 +301,7 @@ def test_exported_on_from_the_name_else_the_modification_date(tmp_path):
     import datetime as dt
     import os
 
-    from include.extract.export_files import exported_on
+    from include.extract.landing import exported_on
 
     named = tmp_path / "bwpk_assessments_2025-12-22_corrections.csv"
     named.write_text("x")
@@ -322,7 +320,7 @@ def test_ready_files_wait_for_a_young_file_to_settle(tmp_path):
     import threading
     import time
 
-    from include.extract.export_files import ready_files
+    from include.extract.landing import ready_files
 
     folder = tmp_path / "assessments"
     folder.mkdir()
@@ -353,7 +351,7 @@ def test_ready_files_wait_for_a_young_file_to_settle(tmp_path):
 
 
 def test_land_refuses_a_file_that_changes_while_read(tmp_path, monkeypatch):
-    from include.extract import export_files as extract_files
+    from include.extract import landing
 
     path = tmp_path / "x.csv"
     path.write_text(_text([row()]))
@@ -370,5 +368,5 @@ def test_land_refuses_a_file_that_changes_while_read(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(Path, "stat", stat)
-    with pytest.raises(extract_files.NotReady, match="changed while it was read"):
-        extract_files.land(path, tmp_path)
+    with pytest.raises(landing.NotReady, match="changed while it was read"):
+        landing.land(path, tmp_path)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from include.extract.case_management import spec
-from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.columns import CONTRACT_COLUMNS
 from include.extract.surveys import INSTRUMENTS, raw_columns
 from include.orchestration.assets import CASE_MANAGEMENT_TABLES
 from include.validate import suites as validate

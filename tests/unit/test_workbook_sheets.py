@@ -7,8 +7,10 @@ import io
 import openpyxl
 import pytest
 
-from include.extract import export_files as extract_files
-from include.extract.export_files import CONTRACT_COLUMNS
+from include.extract.chunks import iter_chunks
+from include.extract.columns import CONTRACT_COLUMNS
+from include.extract.records import ParseReport
+from include.extract.rejects import FileRejected
 
 
 def workbook(path, sheets: dict[str, list[list]]):
@@ -47,8 +49,8 @@ def test_the_sheet_with_the_export_header_is_read_beside_a_sheet_of_notes(tmp_pa
     path = workbook(
         tmp_path / "x.xlsx", {"Notes": [["exported by"], ["someone"]], "Data": [list(CONTRACT_COLUMNS), ROW]}
     )
-    report = extract_files.ParseReport()
-    chunks = list(extract_files.iter_chunks(path, report, xlsx_reader=reader))
+    report = ParseReport()
+    chunks = list(iter_chunks(path, report, xlsx_reader=reader))
     assert [row[:-1] for c in chunks for row in c.rows] == [[v or None for v in ROW]]
     assert (report.sheet, report.sheets) == ("Data", 2)
 
@@ -58,15 +60,15 @@ def test_two_sheets_holding_exports_are_not_guessed_between(tmp_path, reader):
     path = workbook(
         tmp_path / "x.xlsx", {"A": [list(CONTRACT_COLUMNS), ROW], "B": [list(CONTRACT_COLUMNS), ROW]}
     )
-    with pytest.raises(extract_files.FileRejected, match="2 worksheets hold export columns \\('A', 'B'\\)"):
-        list(extract_files.iter_chunks(path, xlsx_reader=reader))
+    with pytest.raises(FileRejected, match="2 worksheets hold export columns \\('A', 'B'\\)"):
+        list(iter_chunks(path, xlsx_reader=reader))
 
 
 @pytest.mark.parametrize("reader", ["calamine", "openpyxl"])
 def test_a_workbook_of_one_sheet_is_read_as_it_is(tmp_path, reader):
     path = workbook(tmp_path / "x.xlsx", {"Whatever": [list(CONTRACT_COLUMNS), ROW]})
-    report = extract_files.ParseReport()
-    assert sum(len(c.rows) for c in extract_files.iter_chunks(path, report, xlsx_reader=reader)) == 1
+    report = ParseReport()
+    assert sum(len(c.rows) for c in iter_chunks(path, report, xlsx_reader=reader)) == 1
     assert (report.sheet, report.sheets) == ("", 1)  # nothing to say in the batch's message
 
 
@@ -76,7 +78,5 @@ def test_a_zip_that_is_no_workbook_says_what_it_holds(tmp_path):
     path = tmp_path / "x.xlsx"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("export.csv", "a,b\n")
-    with pytest.raises(
-        extract_files.FileRejected, match="a zip archive holding export.csv; if the export is inside"
-    ):
-        list(extract_files.iter_chunks(path))
+    with pytest.raises(FileRejected, match="a zip archive holding export.csv; if the export is inside"):
+        list(iter_chunks(path))

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from include.extract.export_files import CONTRACT_COLUMNS, FileRejected, Limits, ParseReport, iter_chunks
+from include.extract.chunks import iter_chunks
+from include.extract.columns import CONTRACT_COLUMNS
+from include.extract.limits import Limits
+from include.extract.records import ParseReport
+from include.extract.rejects import FileRejected
 
 
 def read(path: Path, reader: str):
