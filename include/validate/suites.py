@@ -31,7 +31,7 @@ from psycopg import sql
 
 from include import db
 from include.config import PROJECT_DIR, settings
-from include.validate import plan, row_rules
+from include.validate import plan, row_rules, sql_columns
 from include.validate.row_rules import (  # noqa: F401  (the names validate has always offered)
     BATCH_RULE_TYPES,
     gx_condition_sql,
@@ -100,11 +100,9 @@ def load_suite_json(entity: str) -> dict:
 
 
 def _selects_batch_id(exp: dict) -> bool:
+    """A custom SQL rule whose query returns ``_batch_id`` (:mod:`include.validate.sql_columns`)."""
     query = exp["kwargs"].get("unexpected_rows_query", "")
-    selected = query.lower().split(" from ", 1)[0].removeprefix("select").strip()
-    return exp["type"] in CUSTOM_SQL and (
-        selected == "*" or "_batch_id" in {c.strip() for c in selected.split(",")}
-    )
+    return exp["type"] in CUSTOM_SQL and sql_columns.selects(query, "_batch_id")
 
 
 @contextmanager
