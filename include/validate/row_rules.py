@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from include.validate import sql_columns
 from include.validate.plan import CUSTOM_SQL
 
 
@@ -102,7 +103,7 @@ def _column_rule_rows(kind: str, kwargs: dict) -> sql.Composable | None:
 def _custom_rows(exp: dict, table: sql.Composable) -> sql.Composable | None:
     """SQL true for the rows a custom rule's query names (by ``_source_row`` or ``meta.quarantine_by``)."""
     query = sql.SQL(exp["kwargs"]["unexpected_rows_query"].replace("{batch}", table.as_string(None)))
-    if _selects(exp, "_source_row"):
+    if sql_columns.selects(exp["kwargs"]["unexpected_rows_query"], "_source_row"):
         return sql.SQL("_source_row in (select _source_row from ({}) as rows_found)").format(query)
     by = (exp.get("meta") or {}).get("quarantine_by")
     if not by:
@@ -137,12 +138,6 @@ def gx_condition_sql(condition: dict) -> sql.Composable | None:
     if operator not in _SQL_OPERATORS:
         return None
     return sql.SQL("{} {} {}").format(col, sql.SQL(_SQL_OPERATORS[operator]), sql.Literal(parameter))
-
-
-def _selects(exp: dict, column: str) -> bool:
-    query = exp["kwargs"].get("unexpected_rows_query", "")
-    selected = query.lower().split(" from ", 1)[0].removeprefix("select").strip()
-    return column in {c.strip() for c in selected.split(",")}
 
 
 def split(expectations: list[dict], failed: list[str], table: sql.Composable):

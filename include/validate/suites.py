@@ -6,7 +6,8 @@ and imported only inside :func:`validate_batch`, so DAG files stay quick to pars
 failed rule about the batch as a whole holds the batch: :func:`split_failures`) or ``warning``
 (recorded, loading goes on). Results go to ``audit.validation_results`` and to the Data Docs site in
 ``$DOCS_DIR/data_docs`` (GX's own stores live beside it, in ``$DOCS_DIR/gx_state``), which the
-loader rebuilds once per run (:func:`build_docs`). One GX context serves a whole process.
+loader rebuilds once per run (:func:`build_docs`). One GX session (:mod:`include.validate.session`)
+serves a whole process; it holds no connection between validations.
 
 Several batches of one entity (a run's new export files) are validated together by
 :func:`validate_batches`: once over a view of all their stage tables; what that finds is then told
@@ -17,13 +18,10 @@ batch costs: a run of many files pays it about once.
 
 from __future__ import annotations
 
-import fcntl
+import datetime as dt
 import json
 import logging
-import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +29,15 @@ from psycopg import sql
 
 from include import db
 from include.config import PROJECT_DIR, settings
-from include.validate import plan, row_rules
+from include.validate import plan, row_rules, session, sql_columns
 from include.validate.row_rules import (  # noqa: F401  (the names validate has always offered)
     BATCH_RULE_TYPES,
     gx_condition_sql,
     label,
     row_condition,
 )
+from include.validate.runner import TableRunner
+from include.validate.session import SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -100,119 +100,27 @@ def load_suite_json(entity: str) -> dict:
 
 
 def _selects_batch_id(exp: dict) -> bool:
+    """A custom SQL rule whose query returns ``_batch_id`` (:mod:`include.validate.sql_columns`)."""
     query = exp["kwargs"].get("unexpected_rows_query", "")
-    selected = query.lower().split(" from ", 1)[0].removeprefix("select").strip()
-    return exp["type"] in CUSTOM_SQL and (
-        selected == "*" or "_batch_id" in {c.strip() for c in selected.split(",")}
-    )
-
-
-@contextmanager
-def _gx_lock(state_dir: Path):
-    """GX's file stores and Data Docs are not safe for concurrent writers (parallel table tasks)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _context(state_dir: Path, docs_dir: Path):
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    from include.validate import gx_adapter, gx_custom  # noqa: F401  (gx_custom registers expect_no_unexpected_rows)
-
-    return gx_adapter.ephemeral_context(state_dir, docs_dir, _template_cache(state_dir))
-
-
-def _template_cache(state_dir: Path) -> str:
-    """Where Data Docs' compiled Jinja templates are kept (include/validate/gx_custom.py)."""
-    folder = state_dir / "jinja"
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder)
-
-
-class _Session:
-    """GX's context, the warehouse data sources and the suites, built once per process and warehouse.
-
-    Importing GX (~5 s) and building a context (~0.5 s) dwarf validating a small batch: a run that
-    loads several batches pays them once. Data Docs are built by :func:`build_docs`, once per run.
-    """
-
-    def __init__(self, url: str, docs_dir: Path, threads: int):
-        started = time.perf_counter()
-        self.url = url
-        self.threads = threads
-        self.state_dir = docs_dir / "gx_state"
-        self.context = _context(self.state_dir, docs_dir / "data_docs")
-        self.suites: dict[str, tuple[dict, object, list]] = {}
-        self.pending_docs: list = []  # validation results not yet rendered in Data Docs
-        self.startup_seconds = time.perf_counter() - started
-
-    def suite(self, entity: str):
-        """The entity's suite as stored, its GX suite, and its data sources (one per thread).
-
-        Data sources (SQLAlchemy engines) per entity: GX caches column metadata in its engine, and
-        shared between entities it resolved ``cycle`` (improvement items) as ``"Cycle"`` (exports).
-        One per validation thread: GX's execution engine holds the batch it is working on.
-        """
-        if entity not in self.suites:
-            import great_expectations as gx
-
-            spec = load_suite_json(entity)
-            suite = self.context.suites.add_or_update(gx.ExpectationSuite(**spec))
-            sources = [
-                self.context.data_sources.add_or_update_postgres(
-                    f"warehouse_{entity}" + (f"_{n}" if n else ""),
-                    connection_string=db.sqlalchemy_url(self.url),
-                )
-                for n in range(self.threads)
-            ]
-            self.suites[entity] = (spec, suite, sources)
-        return self.suites[entity]
-
-    def close(self) -> None:
-        from include.validate import gx_adapter
-
-        for _, _, sources in self.suites.values():
-            for source in sources:
-                gx_adapter.close_data_source(source)
-
-
-_session: _Session | None = None
-
-
-def _session_for(url: str) -> _Session:
-    """The process's GX session for this warehouse and ``DOCS_DIR`` (a new one if either changed)."""
-    global _session
-    config = settings()
-    docs_dir, threads = config.docs_dir, config.validation_threads
-    if _session is None or (_session.url, _session.state_dir, _session.threads) != (
-        url,
-        docs_dir / "gx_state",
-        threads,
-    ):
-        if _session is not None:
-            _session.close()
-        _session = _Session(url, docs_dir, threads)
-    return _session
+    return exp["type"] in CUSTOM_SQL and sql_columns.selects(query, "_batch_id")
 
 
 def warm_up(url: str, entity: str | None = None) -> float:
     """Import GX and build this process's session now (as a long-lived worker would have); seconds.
 
     With an ``entity``, its suite and data sources too, and Data Docs' templates compiled (~0.4 s
-    more the first time for a ``DOCS_DIR``, ~0.2 s later).
+    more the first time for a ``DOCS_DIR``, ~0.2 s later). No connection is left open.
     """
-    session = _session_for(url)
+    gx_session = SESSIONS.for_warehouse(url)
     if entity is not None:
         from include.validate import gx_custom
 
-        session.suite(entity)
-        gx_custom.compile_templates(_template_cache(session.state_dir))  # for this run's Data Docs
-    seconds, session.startup_seconds = session.startup_seconds, 0.0
-    return seconds
+        try:
+            gx_session.suite(entity)
+        finally:
+            gx_session.release_connections()
+        gx_custom.compile_templates(session.template_cache(gx_session.state_dir))  # for the Data Docs
+    return gx_session.take_startup_seconds()
 
 
 def validate_batch(url: str, entity: str, schema: str, table: str, batch_id: int) -> Outcome:
@@ -249,19 +157,15 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     Every batch gets one result per expectation of the suite in ``audit.validation_results``, the
     same as if it had been validated alone (tested).
     """
-    import datetime as dt
-
-    session = _session_for(url)
-    startup, session.startup_seconds = session.startup_seconds, 0.0  # paid once per process
+    gx_session = SESSIONS.for_warehouse(url)
+    startup = gx_session.take_startup_seconds()  # paid once per process
     started = time.perf_counter()
-    spec, suite, sources = session.suite(entity)
-    ids = {(e.meta or {}).get("rule"): e.id for e in suite.expectations}
-    expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in spec["expectations"]]
-    run = _Run(session, sources, schema, spec["name"], {"today": dt.date.today().isoformat()})
-    with _gx_lock(session.state_dir):
-        found = _run_passes(run, url, tables, expectations)
+    try:
+        expectations, found = _validate_with_gx(gx_session, url, entity, schema, tables)
+    finally:
+        gx_session.release_connections()  # no connection held between validations
     seconds = time.perf_counter() - started
-    outcomes = _outcomes(spec["name"], expectations, list(tables), found)
+    outcomes = _outcomes(gx_session.suite(entity).spec["name"], expectations, list(tables), found)
     for n, outcome in enumerate(outcomes.values()):
         outcome.startup_seconds = startup if n == 0 else 0.0
         outcome.seconds = seconds / len(tables)  # the group's validation time, shared out evenly
@@ -275,7 +179,20 @@ def validate_batches(url: str, entity: str, schema: str, tables: dict[int, str])
     return outcomes
 
 
-def _run_passes(run: _Run, url: str, tables: dict[int, str], expectations: list[dict]) -> dict:
+def _validate_with_gx(
+    gx_session: session.GxSession, url: str, entity: str, schema: str, tables: dict[int, str]
+) -> tuple[list[dict], dict]:
+    """(the suite's expectations with their GX ids, GX's results of the passes by key)."""
+    entity_suite = gx_session.suite(entity)
+    ids = {(e.meta or {}).get("rule"): e.id for e in entity_suite.gx_suite.expectations}
+    expectations = [{**exp, "id": ids.get(exp["meta"]["rule"])} for exp in entity_suite.spec["expectations"]]
+    params = {"today": dt.date.today().isoformat()}
+    runner = TableRunner(gx_session, entity_suite.sources, schema, entity_suite.spec["name"], params)
+    with gx_session.lock():
+        return expectations, _run_passes(runner, url, tables, expectations)
+
+
+def _run_passes(run: TableRunner, url: str, tables: dict[int, str], expectations: list[dict]) -> dict:
     """GX's results of the passes :mod:`include.validate.plan` plans, by (rule, batch id or None)."""
     single = len(tables) == 1
     target = next(iter(tables.values())) if single else _union_view(url, run.schema, tables)
@@ -371,101 +288,6 @@ def _wants_examples(r) -> bool:
     return r is not None and not r.success and "partial_unexpected_list" in (r.result or {})
 
 
-@dataclass
-class _Run:
-    """GX validations of one entity's tables in a loading run (the caller holds the GX lock)."""
-
-    session: _Session
-    sources: list  # GX data sources of the entity, one per validation thread
-    schema: str
-    suite_name: str
-    params: dict
-
-    def validate(self, table: str, expectations: list[dict], page: str | None, examples: int = 0) -> dict:
-        """GX results of ``expectations`` on ``schema.table``, by (rule, ``meta.batch_id`` or None).
-
-        GX's own expectations run with ``examples`` unexpected values fetched per failure (0: counts
-        only, which spares the example queries; they scan the whole table when nothing is wrong).
-        Custom queries run apart, in GX's COMPLETE format: their result then holds up to 200 of
-        their rows (fetched anyway). The work (:meth:`_parts`) is shared out between the data
-        sources, each in a thread of its own (PostgreSQL runs their queries on as many cores): each
-        thread takes the next part as soon as it is done with one, so that a long query on one
-        connection does not leave the other idle. With a ``page`` name, the result is stored, as a
-        checkpoint would, for Data Docs.
-        """
-        parts = self._parts(expectations, examples)
-        todo: queue.SimpleQueue = queue.SimpleQueue()
-        for part in parts:
-            todo.put(part)
-        used = self.sources[: max(1, min(len(self.sources), len(parts)))]
-        name = f"{self.schema}.{table}"
-        batches, with_asset = [], []
-        try:
-            for source in used:  # the context's catalogue changes in this thread only
-                asset = source.add_table_asset(name=name, table_name=table, schema_name=self.schema)
-                with_asset.append(source)
-                batches.append(asset.add_batch_definition_whole_table("whole table").get_batch())
-            if len(used) == 1:
-                done = self._lane(batches[0], todo)
-            else:
-                with ThreadPoolExecutor(max_workers=len(used), thread_name_prefix="gx") as pool:
-                    lanes = [pool.submit(self._lane, b, todo) for b in batches]
-                    done = [result for lane in lanes for result in lane.result()]
-        finally:
-            for source in with_asset:
-                source.delete_asset(name)  # the asset names this table only
-        found = {plan.key_of(r.expectation_config.meta): r for result in done for r in result.results}
-        if page is not None:  # in the suite's order
-            self._store(page, batches[0], done[0], [found[plan.key_of(e["meta"])] for e in expectations])
-        return found
-
-    @staticmethod
-    def _parts(expectations: list[dict], examples: int) -> list[tuple[list[dict], dict]]:
-        """The expectations as units of work, the larger first, each with its GX result format.
-
-        GX bundles the metrics of one validation into one query per row condition, so GX's own
-        expectations are one part per row condition (all conditions on one batch's rows of a run
-        together); then each custom query is a part of its own.
-        """
-        groups: dict[str, list[dict]] = {}
-        for e in expectations:
-            if e["type"] not in CUSTOM_SQL:
-                condition = json.dumps(e["kwargs"].get("row_condition"), sort_keys=True)
-                groups.setdefault("per batch" if "batch_id" in e["meta"] else condition, []).append(e)
-        counts = {"result_format": "BASIC", "partial_unexpected_count": examples}
-        return [(group, counts) for group in sorted(groups.values(), key=len, reverse=True)] + [
-            ([e], {"result_format": "COMPLETE"}) for e in expectations if e["type"] in CUSTOM_SQL
-        ]
-
-    def _lane(self, batch, todo: queue.SimpleQueue) -> list:
-        """GX's results of the parts taken from ``todo``, one after another until none is left."""
-        import great_expectations as gx
-
-        done = []
-        while True:
-            try:
-                part, result_format = todo.get_nowait()
-            except queue.Empty:
-                return done
-            expectations = [{k: v for k, v in e.items() if k != "id"} for e in part]
-            suite = gx.ExpectationSuite(name=self.suite_name, expectations=expectations)
-            done.append(
-                batch.validate(suite, result_format=result_format, expectation_parameters=self.params)
-            )
-
-    def _store(self, page: str, batch, first, every: list) -> None:
-        """One validation result with ``every`` expectation's, stored as a checkpoint would, for Data Docs.
-
-        ``first`` is one of the run's GX validation results (for its meta and batch id).
-        """
-        from include.validate import gx_adapter
-
-        key = gx_adapter.store_validation_result(
-            self.session.context, self.suite_name, page, batch, first, every
-        )
-        self.session.pending_docs.append(key)
-
-
 def _union_view(url: str, schema: str, tables: dict[int, str]) -> str:
     """A view over the batches' stage tables (same columns, ``_batch_id`` in each)."""
     name = f"run_{min(tables)}_{max(tables)}"
@@ -484,13 +306,9 @@ def _drop_union_view(url: str, schema: str, name: str) -> None:
 
 def build_docs(url: str | None = None) -> None:
     """Rebuild the Data Docs site once, after a run's validations (no-op if nothing was validated)."""
-    session = _session
-    if session is None or not session.pending_docs or (url is not None and session.url != url):
-        return
-    with _gx_lock(session.state_dir):
-        # Only this run's pages (and the index): older results were rendered by their own run.
-        session.context.build_data_docs(resource_identifiers=session.pending_docs)
-    session.pending_docs = []
+    gx_session = SESSIONS.existing(url)
+    if gx_session is not None:
+        gx_session.build_docs()
 
 
 def _check(exp: dict, r, batch_id: int | None = None) -> Check:
@@ -581,7 +399,3 @@ def record_loader_check(url: str, batch_id: int, rule: str, severity: str, value
             )
         },
     )
-
-
-def _jsonable(values: list) -> list:
-    return json.loads(json.dumps(values, default=str))

@@ -452,3 +452,26 @@ def test_data_docs_render_a_validation_with_its_custom_sql_rules(wh):
     index = (docs / "data_docs" / "index.html").read_text()
     assert "batch_801" in index
     assert any((docs / "gx_state" / "jinja").iterdir())
+
+
+def test_no_connection_is_left_open_once_a_validation_returns(wh):
+    """GX's data sources (two SQLAlchemy engines each, one source per entity and thread) hold no
+    idle connection between validations: a run validating a dozen tables once held ~46."""
+    good = GOOD["assessment_export_rows"]
+    for batch_id in (901, 902):
+        _stage(wh, "assessment_export_rows", f"conn_{batch_id}", [good], batch_id=batch_id)
+    _stage(wh, "cm_factories", "conn_cm", [GOOD["cm_factories"]])
+
+    def others() -> list[tuple]:
+        with db.connect(wh) as conn:
+            return conn.execute(
+                "select application_name, state, query from pg_stat_activity"
+                " where datname = current_database() and pid <> pg_backend_pid()"
+            ).fetchall()
+
+    validate.warm_up(wh, "assessment_export_rows")
+    assert others() == []
+    validate.validate_batches(wh, "assessment_export_rows", "stage", {901: "conn_901", 902: "conn_902"})
+    assert others() == []
+    validate.validate_batch(wh, "cm_factories", "stage", "conn_cm", 903)
+    assert others() == []
