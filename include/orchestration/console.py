@@ -483,9 +483,31 @@ def summary_lines(
 ) -> list[str]:
     """The summary printed at the end of ``bw run``; the failures come last."""
     lines = ["", "Summary"]
+    lines += _source_lines(url, since)
+    lines += _warning_lines(url, since)
+    lines += _dbt_lines(url, since, events)
+    lines.append(_release_line(cfg.release_dir, events, started_wall))
+    lines.append(_docs_line(cfg, started_wall))
+    lines.append(f"Warehouse ({warehouse_kind}): {redact(url)}")
+    lines.append(f"Query it:  {psql} -c 'select * from marts.programme_kpis'")
+    if embedded:
+        lines.append("The embedded PostgreSQL keeps running for your queries; `make stop` stops it.")
+    lines.append(f"Full log:  {display_path(log_path)}")
+    if failures:
+        lines.append("FAILED:")
+        lines.extend(f"  {f}" for f in failures)
+        lines.append(f"bw run FAILED after {elapsed:.1f} s (exit 1)")
+    else:
+        lines.append(f"bw run finished in {elapsed:.1f} s")
+    return lines
+
+
+def _source_lines(url: str, since: dt.datetime) -> list[str]:
+    """Per source: batches and rows loaded or quarantined, the first reason, the failed batches."""
     sources = source_summary(url, since)
     if not sources:
-        lines.append("  Sources: nothing new in this run")
+        return ["  Sources: nothing new in this run"]
+    lines = []
     for s in sources:
         name = SOURCE_NAMES.get(s["source"], s["source"])
         if s["rows_read"] == 0 and not s["batches_not_loaded"]:
@@ -507,38 +529,47 @@ def summary_lines(
             lines.append(f"    {status}: {b['object']}: {message}")
         if len(s["failed_batches"]) > 3:
             lines.append(f"    … and {len(s['failed_batches']) - 3} more (audit.load_batches)")
-    warnings = validation_warnings(url, since)
-    for rule, n, rows in [w for w in warnings if w[0] in ALWAYS_SHOWN]:
-        lines.append(
-            f"  {ALWAYS_SHOWN[rule].capitalize()}: {rule}, {rows:,} row(s) in {n} file(s)"
-            " (audit.validation_results names the submissions)"
-        )
-    warnings = [w for w in warnings if w[0] not in ALWAYS_SHOWN]
-    if warnings:
-        shown = "; ".join(
-            f"{rule} ({rows:,} rows in {n} batch{'es' if n != 1 else ''})" for rule, n, rows in warnings[:3]
-        )
-        more = f"; +{len(warnings) - 3} more" if len(warnings) > 3 else ""
-        lines.append(f"  Validation warnings: {shown}{more}")
-    else:
-        lines.append("  Validation warnings: none")
+    return lines
 
+
+def _warning_lines(url: str, since: dt.datetime) -> list[str]:
+    """The warnings always shown (ALWAYS_SHOWN) one per line, then the first three others."""
+    warnings = validation_warnings(url, since)
+    lines = [
+        f"  {ALWAYS_SHOWN[rule].capitalize()}: {rule}, {rows:,} row(s) in {n} file(s)"
+        " (audit.validation_results names the submissions)"
+        for rule, n, rows in warnings
+        if rule in ALWAYS_SHOWN
+    ]
+    warnings = [w for w in warnings if w[0] not in ALWAYS_SHOWN]
+    if not warnings:
+        return [*lines, "  Validation warnings: none"]
+    shown = "; ".join(
+        f"{rule} ({rows:,} rows in {n} batch{'es' if n != 1 else ''})" for rule, n, rows in warnings[:3]
+    )
+    more = f"; +{len(warnings) - 3} more" if len(warnings) > 3 else ""
+    return [*lines, f"  Validation warnings: {shown}{more}"]
+
+
+def _dbt_lines(url: str, since: dt.datetime, events: list[dict]) -> list[str]:
+    """Whether dbt ran (and why not), its counts and its first warnings."""
     decision = next((e for e in events if e.get("event") == "decision"), None)
     tr = transform_summary(url, since)
     if decision is not None and not decision.get("needed"):
-        lines.append(f"  dbt: not run, {decision.get('reason')}")
-    elif tr is None:
-        lines.append("  dbt: not run")
-    else:
-        text = dbt_counts_text(tr["summary"]) if tr["summary"].get("counts") else "no results"
-        flag = " (full refresh)" if tr["full_refresh"] else ""
-        lines.append(
-            f"  dbt{flag}: {text}" + ("" if tr["status"] == "success" else f", build {tr['status']}")
-        )
-        for w in tr["summary"].get("warnings", [])[:3]:
-            lines.append(f"    warned: {w['node']}: {_one_line(w['message'], 100)}")
+        return [f"  dbt: not run, {decision.get('reason')}"]
+    if tr is None:
+        return ["  dbt: not run"]
+    text = dbt_counts_text(tr["summary"]) if tr["summary"].get("counts") else "no results"
+    flag = " (full refresh)" if tr["full_refresh"] else ""
+    lines = [f"  dbt{flag}: {text}" + ("" if tr["status"] == "success" else f", build {tr['status']}")]
+    for w in tr["summary"].get("warnings", [])[:3]:
+        lines.append(f"    warned: {w['node']}: {_one_line(w['message'], 100)}")
+    return lines
 
-    release = latest_release(cfg.release_dir)
+
+def _release_line(release_dir: Path, events: list[dict], started_wall: float) -> str:
+    """The current research release, and whether this run wrote it."""
+    release = latest_release(release_dir)
     released = any(
         e.get("event") == "task_finished"
         and e.get("task_id") == "publish_release"
@@ -546,14 +577,16 @@ def summary_lines(
         for e in events
     )
     if release is None:
-        lines.append("  Release: none yet")
-    elif released and release.stat().st_mtime >= started_wall:
-        lines.append(f"  Release: {display_path(release)} (new)")
-    elif released:
-        lines.append(f"  Release: {display_path(release)} (unchanged)")
-    else:
-        lines.append(f"  Release: none published in this run; current: {display_path(release)}")
+        return "  Release: none yet"
+    if released and release.stat().st_mtime >= started_wall:
+        return f"  Release: {display_path(release)} (new)"
+    if released:
+        return f"  Release: {display_path(release)} (unchanged)"
+    return f"  Release: none published in this run; current: {display_path(release)}"
 
+
+def _docs_line(cfg, started_wall: float) -> str:
+    """Where the dbt docs, the Data Docs and the site are, and whether this run rebuilt them."""
     dbt_page = cfg.docs_dir / "dbt" / "index.html"
     gx_page = cfg.docs_dir / "data_docs" / "index.html"
     docs = []
@@ -566,19 +599,7 @@ def summary_lines(
     if site_page is not None and (site_page / "index.html").exists():
         state = "rebuilt" if (site_page / "index.html").stat().st_mtime >= started_wall else "unchanged"
         docs.append(f"site {display_path(site_page / 'index.html')} ({state})")
-    lines.append("  Docs: " + ("; ".join(docs) if docs else "none yet"))
-    lines.append(f"Warehouse ({warehouse_kind}): {redact(url)}")
-    lines.append(f"Query it:  {psql} -c 'select * from marts.programme_kpis'")
-    if embedded:
-        lines.append("The embedded PostgreSQL keeps running for your queries; `make stop` stops it.")
-    lines.append(f"Full log:  {display_path(log_path)}")
-    if failures:
-        lines.append("FAILED:")
-        lines.extend(f"  {f}" for f in failures)
-        lines.append(f"bw run FAILED after {elapsed:.1f} s (exit 1)")
-    else:
-        lines.append(f"bw run finished in {elapsed:.1f} s")
-    return lines
+    return "  Docs: " + ("; ".join(docs) if docs else "none yet")
 
 
 def failures_from(events: list[dict], exit_code: int) -> list[str]:
