@@ -16,9 +16,11 @@ then
    large inputs (``benchmarks/plans.py``).
 
 Peak memory: the largest resident set of any single process of each stage's process tree (polled
-every 0.2 s with psutil), and the largest sum over the tree. Results go to stdout as markdown and,
-with ``--write``, replace the generated section of that file. Never a pass/fail test: figures depend
-on the machine and on what else runs on it.
+every 0.2 s with psutil), and the largest sum over the tree; for each stage, which process held the
+largest (its command line), how long after the stage started, and the stage's last log line then
+(``bw run`` prints a line as each task finishes, so the task that followed it was running).
+Results go to stdout as markdown and, with ``--write``, replace the generated section of that file.
+Never a pass/fail test: figures depend on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ END = "<!-- bench-scale:end -->"
 
 
 @dataclass
+class Peak:
+    """The largest resident set one process of a stage reached, and which process it was."""
+
+    mib: float = 0.0
+    command: str = ""
+    at: float = 0.0
+    """Seconds after the stage started."""
+    after: str = ""
+    """The stage's last log line at that moment (``bw run`` prints one per finished task)."""
+
+    def describe(self) -> str:
+        text = f"{self.mib:.0f} MiB: `{self.command}` at +{self.at:.0f} s"
+        return text + (f", after “{self.after}”" if self.after else "")
+
+
+@dataclass
 class Stage:
     name: str
     seconds: float
@@ -60,6 +78,7 @@ class Stage:
     peak_tree_mib: float
     returncode: int = 0
     output: str = ""
+    peak: Peak = field(default_factory=Peak)
 
 
 @dataclass
@@ -77,31 +96,60 @@ class ScaleResult:
         return next((s for s in self.stages if s.name == name), None)
 
 
+def _short_command(process: psutil.Process) -> str:
+    """The process's command line with paths cut to their last part, e.g. ``bw run``."""
+    try:
+        args = process.cmdline()
+    except psutil.Error:
+        return "?"
+    words = [Path(a).name if a.startswith("/") else a for a in args]
+    text = " ".join(words)
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line of ``log`` (its tail only: the log may be large)."""
+    with log.open("rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
+    text = next((line for line in reversed(lines) if line), "")
+    return " ".join(text.split())[:120]
+
+
+def _sample(root: psutil.Process) -> list[tuple[int, psutil.Process]]:
+    """(resident bytes, process) for ``root`` and every descendant still alive."""
+    try:
+        members = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    sizes = []
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            sizes.append((member.memory_info().rss, member))
+    return sizes
+
+
 def _watch(command: list[str], env: dict[str, str], name: str, log: Path) -> Stage:
-    """Run ``command`` (output to ``log``); wall time and peak memory of its process tree."""
+    """Run ``command`` (output to ``log``); wall time and peak memory of its process tree, and
+    which process held the largest resident set, when, and after which log line."""
     started = time.perf_counter()
     log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("w")
     proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    peaks = {"process": 0, "tree": 0}
+    peak, tree = Peak(), 0
     done = threading.Event()
 
     def poll() -> None:
+        nonlocal tree
         root = psutil.Process(proc.pid)
         while not done.is_set():
-            try:
-                members = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                break
-            sizes = []
-            for member in members:
-                try:
-                    sizes.append(member.memory_info().rss)
-                except psutil.Error:
-                    pass
+            sizes = _sample(root)
             if sizes:
-                peaks["process"] = max(peaks["process"], max(sizes))
-                peaks["tree"] = max(peaks["tree"], sum(sizes))
+                tree = max(tree, sum(rss for rss, _ in sizes))
+                rss, largest = max(sizes, key=lambda pair: pair[0])
+                if rss / 2**20 > peak.mib:  # the command line only when the peak grows
+                    peak.mib, peak.at = rss / 2**20, time.perf_counter() - started
+                    peak.command, peak.after = _short_command(largest), _last_line(log)
             done.wait(0.2)
 
     watcher = threading.Thread(target=poll, daemon=True)
@@ -111,14 +159,8 @@ def _watch(command: list[str], env: dict[str, str], name: str, log: Path) -> Sta
     watcher.join()
     out.close()
     output = log.read_text(errors="replace")
-    return Stage(
-        name,
-        time.perf_counter() - started,
-        peaks["process"] / 2**20,
-        peaks["tree"] / 2**20,
-        proc.returncode,
-        output,
-    )
+    seconds = time.perf_counter() - started
+    return Stage(name, seconds, peak.mib, tree / 2**20, proc.returncode, output, peak)
 
 
 def _dag_times(output: str) -> dict[str, float]:
@@ -168,6 +210,7 @@ def run_scale(scale: int, server_url: str, workdir: Path) -> ScaleResult:
         stage = _watch(command, env, name, folder / f"stage{number}.log")
         result.stages.append(stage)
         print(f"scale {scale}: {name}: {stage.seconds:.1f} s (rc {stage.returncode})", flush=True)
+        print(f"scale {scale}: {name}: largest process {stage.peak.describe()}", flush=True)
         if stage.returncode != 0:
             print(stage.output[-3000:], flush=True)
     result.dags = _dag_times(result.stages[1].output)
@@ -182,6 +225,7 @@ def run_scale(scale: int, server_url: str, workdir: Path) -> ScaleResult:
     print(
         f"scale {scale}: dbt build --full-refresh: {stage.seconds:.1f} s (rc {stage.returncode})", flush=True
     )
+    print(f"scale {scale}: dbt build --full-refresh: largest process {stage.peak.describe()}", flush=True)
     results = json.loads((target / "run_results.json").read_text()).get("results", [])
     timed = sorted(
         ((r["unique_id"].split(".", 2)[-1], r.get("execution_time", 0.0)) for r in results),
@@ -260,6 +304,11 @@ def markdown(results: list[ScaleResult]) -> str:
         [", ".join(f"`{m}`" for m in r.plan_findings) or "none" for r in results],
     )
     lines.append("")
+    for r in results:
+        lines.append(f"The largest process of each stage at scale {r.scale} (psutil, every 0.2 s):")
+        lines.append("")
+        lines.extend(f"- {s.name}: {s.peak.describe()}" for s in r.stages)
+        lines.append("")
     for r in results:
         lines.append(
             f"dbt's ten slowest nodes at scale {r.scale} (`dbt build --full-refresh`, 4 threads, "

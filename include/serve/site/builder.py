@@ -21,6 +21,7 @@ The folder is written beside the old one and swapped in at the end: a reader nev
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import shutil
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -79,6 +81,8 @@ DIALOGUE_MARTS = (
     "fct_picc_meeting",
     "fct_improvement_item",
 )
+"""Any of these marts shows the dialogue page; the first two are its tables (and each factory's)."""
+DIALOGUE_TABLES = ("factory_social_dialogue", "factory_remediation")
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,16 @@ def _rows(conn, query: str, params=()) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def _rows_kept(conn, query: str, keep) -> list[dict]:
+    """The rows of ``query`` that ``keep`` accepts, streamed with a server-side cursor (inside the
+    caller's transaction): a large mart of which the site shows a few rows is never held whole."""
+    with conn.cursor(name="site_rows_kept") as cur:
+        cur.itersize = 10_000
+        cur.execute(query)
+        names = [d.name for d in cur.description]
+        return [r for r in (dict(zip(names, row, strict=True)) for row in cur) if keep(r)]
+
+
 def _existing_tables(conn, schema: str) -> set[str]:
     return {
         r["table_name"]
@@ -173,11 +187,19 @@ def read_staff(conn) -> dict:
         "factories": _rows(conn, "select * from marts.dim_factory order by factory_id"),
         "panel": _rows(conn, "select * from marts.factory_cycle_panel order by factory_id, cycle"),
     }
+    # Only what a page shows: fct_picc_meeting's rows never are (its existence shows the dialogue
+    # page), nor completed improvement items (3/4 of 179,178 rows at scale 100, ~170 MiB as dicts).
+    data["dialogue_marts"] = [name for name in DIALOGUE_MARTS if name in marts]
     data["dialogue"] = {
         name: _rows(conn, f"select * from marts.{name}")  # noqa: S608 (names from a fixed tuple)
-        for name in DIALOGUE_MARTS
+        for name in DIALOGUE_TABLES
         if name in marts
     }
+    data["open_items"] = (
+        _rows_kept(conn, "select * from marts.fct_improvement_item", _is_open)
+        if "fct_improvement_item" in marts
+        else []
+    )
     data["quality"] = read_quality(conn)
     return data
 
@@ -542,7 +564,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
     reported = json.loads(REPORTED_FIGURES.read_text())
     _copy_assets(root / "assets", plotly=True)
     _copy_assets(root / "public" / "assets", plotly=False)
-    has_dialogue = bool(staff["dialogue"])
+    has_dialogue = bool(staff["dialogue_marts"])
     common = {
         "built_at": fmt(built_at),
         "has_dialogue": has_dialogue,
@@ -563,7 +585,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             "dbt_docs": prefix + common["dbt_docs"],
             "data_docs": prefix + common["data_docs"],
         }
-        out.write_text(env.get_template(template).render(**{**common, **extra, **ctx}), encoding="utf-8")
+        _write_page(out, env.get_template(template).generate(**{**common, **extra, **ctx}))
         written += 1
 
     kpis = staff["kpis"]
@@ -618,9 +640,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             title="Social dialogue and remediation",
             active="dialogue",
             tables=[
-                {"name": name, "rows": rows, "columns": _columns(rows)}
-                for name, rows in dialogue.items()
-                if name in ("factory_social_dialogue", "factory_remediation")
+                {"name": name, "rows": rows, "columns": _columns(rows)} for name, rows in dialogue.items()
             ],
         )
 
@@ -631,16 +651,14 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
     for r in staff["panel"]:
         history[r["factory_id"]].append(r)
     per_factory: dict[str, dict[int, list[dict]]] = {}
-    for name in ("factory_social_dialogue", "factory_remediation"):
-        if name in dialogue:
-            grouped: dict[int, list[dict]] = defaultdict(list)
-            for r in dialogue[name]:
-                grouped[r.get("factory_id")].append(r)
-            per_factory[name] = grouped
+    for name, rows in dialogue.items():
+        grouped: dict[int, list[dict]] = defaultdict(list)
+        for r in rows:
+            grouped[r.get("factory_id")].append(r)
+        per_factory[name] = grouped
     open_items: dict[int, list[dict]] = defaultdict(list)
-    for r in dialogue.get("fct_improvement_item", []):
-        if _is_open(r):
-            open_items[r.get("factory_id")].append(r)
+    for r in staff["open_items"]:
+        open_items[r.get("factory_id")].append(r)
     hist_columns = _columns(staff["panel"], skip=("factory_id",))
     page(
         "factories.html.j2",
@@ -669,7 +687,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             ],
             open_items=items,
             item_columns=_columns(items, skip=("factory_id",)),
-            has_item_mart="fct_improvement_item" in dialogue,
+            has_item_mart="fct_improvement_item" in staff["dialogue_marts"],
         )
 
     summary, findings = public["summary"], public["findings"]
@@ -688,6 +706,14 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             as_of=as_of,
         )
     return written
+
+
+def _write_page(path: Path, pieces: Iterator[str]) -> None:
+    """Write a page as its template generates it, a few thousand pieces at a time: rendered whole,
+    the dialogue page (65 MB at scale 100) took ~300 MiB beyond the rows it shows."""
+    with path.open("w", encoding="utf-8") as f:
+        while chunk := list(itertools.islice(pieces, 4096)):
+            f.write("".join(chunk))
 
 
 def _is_open(item: dict) -> bool:
