@@ -559,39 +559,57 @@ def _copy_assets(dest: Path, plotly: bool) -> None:
         (dest / "plotly.min.js").write_bytes(src.read_bytes())
 
 
-def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs: Path) -> int:
-    env = _environment()
-    reported = json.loads(REPORTED_FIGURES.read_text())
-    _copy_assets(root / "assets", plotly=True)
-    _copy_assets(root / "public" / "assets", plotly=False)
-    has_dialogue = bool(staff["dialogue_marts"])
-    common = {
-        "built_at": fmt(built_at),
-        "has_dialogue": has_dialogue,
-        "dbt_docs": os.path.relpath(docs / "dbt" / "index.html", root),
-        "data_docs": os.path.relpath(docs / "data_docs" / "index.html", root),
-    }
-    written = 0
+class _Pages:
+    """Writes the site's pages under ``root``: each template gets the links every page needs
+    (relative to the page's own folder) and the values common to the whole build."""
 
-    def page(template: str, path: str, **ctx) -> None:
-        nonlocal written
-        out = root / path
+    def __init__(self, root: Path, common: dict):
+        self.root, self.common, self.env, self.written = root, common, _environment(), 0
+
+    def write(self, template: str, path: str, **ctx) -> None:
+        out = self.root / path
         out.parent.mkdir(parents=True, exist_ok=True)
         depth = path.count("/")
         prefix = "../" * depth
-        extra = {
+        links = {
             "root": prefix,
             "proot": "../" * (depth - 1) if path.startswith("public/") else prefix,
-            "dbt_docs": prefix + common["dbt_docs"],
-            "data_docs": prefix + common["data_docs"],
+            "dbt_docs": prefix + self.common["dbt_docs"],
+            "data_docs": prefix + self.common["data_docs"],
         }
-        _write_page(out, env.get_template(template).generate(**{**common, **extra, **ctx}))
-        written += 1
+        _write_page(out, self.env.get_template(template).generate(**{**self.common, **links, **ctx}))
+        self.written += 1
 
-    kpis = staff["kpis"]
+
+def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs: Path) -> int:
+    """Every page of the site (staff pages, then the public ones); returns how many were written."""
+    _copy_assets(root / "assets", plotly=True)
+    _copy_assets(root / "public" / "assets", plotly=False)
+    pages = _Pages(
+        root,
+        {
+            "built_at": fmt(built_at),
+            "has_dialogue": bool(staff["dialogue_marts"]),
+            "dbt_docs": os.path.relpath(docs / "dbt" / "index.html", root),
+            "data_docs": os.path.relpath(docs / "data_docs" / "index.html", root),
+        },
+    )
+    _kpi_page(pages, staff["kpis"])
+    _compliance_page(pages, staff["nc"])
+    if staff["dialogue_marts"]:
+        tables = [{"name": n, "rows": r, "columns": _columns(r)} for n, r in staff["dialogue"].items()]
+        title = "Social dialogue and remediation"
+        pages.write("dialogue.html.j2", "dialogue.html", title=title, active="dialogue", tables=tables)
+    pages.write("quality.html.j2", "quality.html", title="Data quality", active="quality", q=staff["quality"])
+    _factory_pages(pages, staff)
+    _public_pages(pages, public)
+    return pages.written
+
+
+def _kpi_page(pages: _Pages, kpis: list[dict]) -> None:
+    reported = json.loads(REPORTED_FIGURES.read_text())
     years = [r["period"] for r in kpis if r["period"] != "all"]
-    by_period = {r["period"]: r for r in kpis}
-    page(
+    pages.write(
         "index.html.j2",
         "index.html",
         title="Programme KPIs",
@@ -599,25 +617,24 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
         kpi_columns=KPI_COLUMNS,
         dialogue_kpi_columns=[(c, label) for c, label in DIALOGUE_KPI_COLUMNS if kpis and c in kpis[0]],
         periods=[*years, "all"],
-        by_period=by_period,
+        by_period={r["period"]: r for r in kpis},
         reported=reported,
         figure=kpi_figure(kpis, reported),
     )
 
-    nc = staff["nc"]
+
+def _compliance_page(pages: _Pages, nc: list[dict]) -> None:
     panels = sorted({r["panel"] for r in nc}, key=lambda p: (p != "all", p))
     nc_tables = {}
     for p in panels:
         rows = [r for r in nc if r["panel"] == p]
-        cycles = sorted({r["cycle"] for r in rows})
-        points = sorted({(r["cluster"] or "", r["compliance_point"]) for r in rows})
         nc_tables[p] = {
-            "cycles": cycles,
-            "points": points,
+            "cycles": sorted({r["cycle"] for r in rows}),
+            "points": sorted({(r["cluster"] or "", r["compliance_point"]) for r in rows}),
             "cells": {(r["compliance_point"], r["cycle"]): r for r in rows},
         }
     clusters = cluster_rows(nc)
-    page(
+    pages.write(
         "compliance.html.j2",
         "compliance.html",
         title="Non-compliance",
@@ -632,35 +649,21 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
         cluster_fig=cluster_figure(clusters),
     )
 
-    dialogue = staff["dialogue"]
-    if has_dialogue:
-        page(
-            "dialogue.html.j2",
-            "dialogue.html",
-            title="Social dialogue and remediation",
-            active="dialogue",
-            tables=[
-                {"name": name, "rows": rows, "columns": _columns(rows)} for name, rows in dialogue.items()
-            ],
-        )
 
-    quality = staff["quality"]
-    page("quality.html.j2", "quality.html", title="Data quality", active="quality", q=quality)
+def _by_factory(rows: list[dict]) -> dict[int, list[dict]]:
+    grouped: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        grouped[r.get("factory_id")].append(r)
+    return grouped
 
-    history: dict[int, list[dict]] = defaultdict(list)
-    for r in staff["panel"]:
-        history[r["factory_id"]].append(r)
-    per_factory: dict[str, dict[int, list[dict]]] = {}
-    for name, rows in dialogue.items():
-        grouped: dict[int, list[dict]] = defaultdict(list)
-        for r in rows:
-            grouped[r.get("factory_id")].append(r)
-        per_factory[name] = grouped
-    open_items: dict[int, list[dict]] = defaultdict(list)
-    for r in staff["open_items"]:
-        open_items[r.get("factory_id")].append(r)
+
+def _factory_pages(pages: _Pages, staff: dict) -> None:
+    """The factory list and one page per factory: its panel history, dialogue rows, open items."""
+    history = _by_factory(staff["panel"])
+    per_factory = {name: _by_factory(rows) for name, rows in staff["dialogue"].items()}
+    open_items = _by_factory(staff["open_items"])
     hist_columns = _columns(staff["panel"], skip=("factory_id",))
-    page(
+    pages.write(
         "factories.html.j2",
         "factories/index.html",
         title="Factories",
@@ -672,7 +675,7 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
         fid = f["factory_id"]
         rows = history.get(fid, [])
         items = open_items.get(fid, [])
-        page(
+        pages.write(
             "factory.html.j2",
             f"factories/{fid}.html",
             title=f["name"] or f"Factory {fid}",
@@ -690,14 +693,17 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             has_item_mart="fct_improvement_item" in staff["dialogue_marts"],
         )
 
+
+def _public_pages(pages: _Pages, public: dict) -> None:
+    """The transparency page and one public page per factory that agreed to be named."""
     summary, findings = public["summary"], public["findings"]
     as_of = max((r["data_as_of"] for r in summary), default=None)
-    by_factory: dict[int, list[dict]] = defaultdict(list)
-    for r in findings:
-        by_factory[r["factory_id"]].append(r)
-    page("public_index.html.j2", "public/index.html", title="Transparency", summary=summary, as_of=as_of)
+    by_factory = _by_factory(findings)
+    pages.write(
+        "public_index.html.j2", "public/index.html", title="Transparency", summary=summary, as_of=as_of
+    )
     for s in summary:
-        page(
+        pages.write(
             "public_factory.html.j2",
             f"public/factories/{s['factory_id']}.html",
             title=s["factory_name"],
@@ -705,7 +711,6 @@ def _write_site(root: Path, staff: dict, public: dict, built_at: datetime, docs:
             findings=by_factory.get(s["factory_id"], []),
             as_of=as_of,
         )
-    return written
 
 
 def _write_page(path: Path, pieces: Iterator[str]) -> None:
