@@ -237,7 +237,7 @@ def run_scale(scale: int, server_url: str, workdir: Path) -> ScaleResult:
 
 
 _DBT_SNIPPET = (
-    "import sys; from include import transform; "
+    "import sys; from include.transform import dbt as transform; "
     "transform.run_dbt(['build', '--full-refresh'], sys.argv[1], target_path=sys.argv[2], check=False)"
 )
 
