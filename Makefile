@@ -39,7 +39,7 @@ run: env
 # that each module's pipeline run, and the session's shared demo run, happen once.
 TEST_WORKERS ?= 2
 test: env lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Whole-system tests that take minutes each (alerts through real DAG runs, a killed run then two
 # concurrent runs): pytest's `system` marker, left out of `make test`.

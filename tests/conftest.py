@@ -37,40 +37,15 @@ DEMO_RUN_GROUP = "demo_run"
 that pytest-xdist (``make test`` runs two workers) runs them in one worker and the run happens once."""
 
 
-# The modules that run whole pipelines (minutes each), longest first. `make test` hands groups to
-# the two workers in collection order (`--no-loadscope-reorder`), so these start first and the
-# quick modules fill in around them: left to xdist's default order (most tests first), the
-# one-test modules that take longest started last and one worker idled for ~9 minutes at the end.
-LONGEST_FIRST = (
-    "test_incremental",
-    "test_scheduler",
-    "test_run_failures",
-    "test_torture_files",
-    DEMO_RUN_GROUP,
-    "test_asset_events",
-    "test_pipeline_privacy",
-    "test_marts_handmade",
-    "test_kill_ops",
-)
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     # `make test` runs `pytest -n 2 --dist loadgroup`: a group goes to one worker whole. Every module
     # is its own group (its module-scoped pipeline runs happen once), except the modules that share
     # the session's demo run, which form one group.
-    groups = {}
     for item in items:
         if not any(m.name == "xdist_group" for m in item.iter_markers()):
             group = DEMO_RUN_GROUP if "demo_run" in item.fixturenames else item.module.__name__
             item.add_marker(pytest.mark.xdist_group(group))
-        groups[item] = next(m.args[0] for m in item.iter_markers() if m.name == "xdist_group")
-
-    def rank(item) -> int:
-        short = groups[item].rsplit(".", 1)[-1]
-        return LONGEST_FIRST.index(short) if short in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each module keeps its own order
 
 
 @pytest.fixture(scope="session")
