@@ -114,7 +114,6 @@ class _ExportRun(file_batches.FileRun):
             docs_seconds = time.perf_counter() - started
         results = sorted(self.results, key=lambda r: r.batch_id)
         if any(r.status == "loaded" and r.rows_loaded for r in results):
-            # the partitioned parent: its statistics cover every partition
             batches.analyze(self.warehouse_url, [stage_exports.EXPORT_TABLE])
         try:
             summary = batches.summary(results, files_skipped_as_known=self.skipped)

@@ -422,6 +422,45 @@ def test_transformer_reads_the_partitioned_raw_table(env):
         assert conn.execute("select count(*) from raw.assessment_export_rows").fetchone()[0] == 6
 
 
+def _statistics(url: str) -> dict[str, tuple[float, int]]:
+    """Per export table (the whole and each partition): the rows its last ANALYZE found (-1: never
+    analysed) and how many times ANALYZE ran on it."""
+    query = """
+        select c.relname, c.reltuples, coalesce(s.analyze_count, 0)
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        left join pg_stat_user_tables s on s.relid = c.oid
+        where n.nspname = 'raw' and c.relname like 'assessment\\_export\\_rows%'
+          and c.relname <> 'assessment_export_rows_default'
+    """
+    return {name: (rows, runs) for name, rows, runs in q(url, query)}
+
+
+def test_each_load_analyses_its_new_partitions_and_the_whole_table_only_once_it_has_grown(env):
+    """Fresh statistics before dbt reads raw, at a cost that follows what was loaded (issue 13)."""
+    url, landing = env
+    folder = landing / "assessments"
+    whole = "assessment_export_rows"
+    write_export(folder / "a_2024-01-01.csv", export_rows(100))
+    load.load_assessment_exports(url, landing)
+    first = _statistics(url)
+    (partition_a,) = set(first) - {whole}
+    assert first[whole] == (300, 1) and first[partition_a] == (300, 1)  # one pass covered both
+
+    # 3 % more rows: the new partition alone; the whole table's statistics are still close enough
+    write_export(folder / "b_2024-02-01.csv", export_rows(3, first_quest=1000))
+    load.load_assessment_exports(url, landing)
+    second = _statistics(url)
+    (partition_b,) = set(second) - set(first)
+    assert second[partition_b] == (9, 1)
+    assert second[whole] == first[whole] and second[partition_a] == first[partition_a]
+
+    # then 50 % more: the whole table again, which finds every row
+    write_export(folder / "c_2024-03-01.csv", export_rows(50, first_quest=2000))
+    load.load_assessment_exports(url, landing)
+    third = _statistics(url)
+    assert third[whole] == (300 + 9 + 150, 2)
+
+
 def test_bootstrap_turns_an_old_plain_raw_table_into_the_default_partition(fresh_database, monkeypatch):
     from include import warehouse
 
