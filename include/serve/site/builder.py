@@ -154,14 +154,14 @@ def _rows(conn, query: str, params=()) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _rows_kept(conn, query: str, keep) -> list[dict]:
-    """The rows of ``query`` that ``keep`` accepts, streamed with a server-side cursor (inside the
-    caller's transaction): a large mart of which the site shows a few rows is never held whole."""
-    with conn.cursor(name="site_rows_kept") as cur:
+def _rows_streamed(conn, query: str) -> list[dict]:
+    """The rows of ``query``, fetched with a server-side cursor (inside the caller's transaction), so
+    that the driver never holds a large result twice (as tuples and as dicts)."""
+    with conn.cursor(name="site_rows_streamed") as cur:
         cur.itersize = 10_000
         cur.execute(query)
         names = [d.name for d in cur.description]
-        return [r for r in (dict(zip(names, row, strict=True)) for row in cur) if keep(r)]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
 
 def _existing_tables(conn, schema: str) -> set[str]:
@@ -196,7 +196,7 @@ def read_staff(conn) -> dict:
         if name in marts
     }
     data["open_items"] = (
-        _rows_kept(conn, "select * from marts.fct_improvement_item", _is_open)
+        _rows_streamed(conn, "select * from marts.fct_improvement_item where not is_completed")
         if "fct_improvement_item" in marts
         else []
     )
@@ -719,16 +719,6 @@ def _write_page(path: Path, pieces: Iterator[str]) -> None:
     with path.open("w", encoding="utf-8") as f:
         while chunk := list(itertools.islice(pieces, 4096)):
             f.write("".join(chunk))
-
-
-def _is_open(item: dict) -> bool:
-    """An improvement item still open: not completed / not closed (whichever columns the mart has)."""
-    if "is_completed" in item:
-        return not item["is_completed"]
-    if "closed_on" in item:
-        return item["closed_on"] is None
-    status = str(item.get("status") or "").lower()
-    return status not in {"closed", "completed", "done", "resolved"}
 
 
 def main() -> int:
