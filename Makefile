@@ -36,10 +36,11 @@ run: env
 	$(BIN)/bw run
 
 # Two pytest-xdist workers (TEST_WORKERS=0 for one process); tests/conftest.py groups the tests so
-# that each module's pipeline run, and the session's shared demo run, happen once.
+# that each module's pipeline run, and the session's shared demo run, happen once. The fifteen
+# slowest steps are listed at the end, so that a slow run says where its time went.
 TEST_WORKERS ?= 2
 test: env lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # Whole-system tests that take minutes each (alerts through real DAG runs, a killed run then two
 # concurrent runs): pytest's `system` marker, left out of `make test`.
