@@ -385,6 +385,7 @@ def _analyze_partitioned(conn: psycopg.Connection, schema: str, parent: str) -> 
         select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid
         where i.inhparent = format('%%I.%%I', %s::text, %s::text)::regclass
           and not exists (select from pg_stats s where s.schemaname = %s and s.tablename = c.relname)
+          and c.reltuples <> 0  -- an empty partition (the default one) has no statistics to take
         order by c.relname
         """,
         (schema, parent, schema),
