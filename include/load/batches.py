@@ -359,63 +359,55 @@ def analyze(url: str, tables: list[str]) -> None:
     with db.connect(url, autocommit=True) as conn:
         for table in dict.fromkeys(tables):
             schema, name = table.split(".")
-            kind = conn.execute(
-                "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                " where n.nspname = %s and c.relname = %s",
+            oid, kind = conn.execute(
+                "select oid, relkind from pg_class"
+                " where oid = format('%%I.%%I', %s::text, %s::text)::regclass",
                 (schema, name),
             ).fetchone()
-            if kind and kind[0] == "p":
-                done += _analyze_partitioned(conn, schema, name)
+            if kind == "p":
+                done += _analyze_partitioned(conn, schema, name, oid)
             else:
                 conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, name)))
                 done.append(table)
     log.info("analysed %s in %.2f s", ", ".join(done) or "nothing", time.perf_counter() - started)
 
 
-def _analyze_partitioned(conn: psycopg.Connection, schema: str, parent: str) -> list[str]:
-    """The whole table if its own statistics are missing; else the partitions that have none yet,
-    then the whole table again if its row count has drifted by more than
+def _analyze_partitioned(conn: psycopg.Connection, schema: str, parent: str, oid: int) -> list[str]:
+    """The whole table if its own statistics are missing; else the partitions that have rows and no
+    statistics yet, then the whole table again if its row count has drifted by more than
     :data:`PARENT_STATISTICS_DRIFT` since its statistics were taken."""
     whole = sql.SQL("analyze {}").format(sql.Identifier(schema, parent))
-    if _own_rows(conn, schema, parent) < 0:  # never analysed: one pass covers every partition
+
+    def rows() -> tuple[float, float]:
+        """(rows the whole table's last ANALYZE found, -1 if never; rows its partitions' found)."""
+        return conn.execute(
+            "select p.reltuples, (select coalesce(sum(greatest(c.reltuples, 0)), 0) from pg_inherits i"
+            " join pg_class c on c.oid = i.inhrelid where i.inhparent = p.oid)"
+            " from pg_class p where p.oid = %s",
+            (oid,),
+        ).fetchone()
+
+    if rows()[0] < 0:  # never analysed: one pass covers every partition
         conn.execute(whole)
         return [f"{schema}.{parent} (whole table)"]
     fresh = conn.execute(
         """
         select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid
-        where i.inhparent = format('%%I.%%I', %s::text, %s::text)::regclass
+        where i.inhparent = %s
           and not exists (select from pg_stats s where s.schemaname = %s and s.tablename = c.relname)
           and c.reltuples <> 0  -- an empty partition (the default one) has no statistics to take
         order by c.relname
         """,
-        (schema, parent, schema),
+        (oid, schema),
     ).fetchall()
     for (partition,) in fresh:
         conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, partition)))
     done = [f"{schema}.{partition} (new partition)" for (partition,) in fresh]
-    own, now = _own_rows(conn, schema, parent), _partition_rows(conn, schema, parent)
+    own, now = rows()
     if abs(now - own) > PARENT_STATISTICS_DRIFT * max(own, 1):
         conn.execute(whole)
         done.append(f"{schema}.{parent} (whole table)")
     return done
-
-
-def _own_rows(conn: psycopg.Connection, schema: str, table: str) -> float:
-    """The row count a table's last ANALYZE found (-1: never analysed)."""
-    query = "select reltuples from pg_class where oid = format('%%I.%%I', %s::text, %s::text)::regclass"
-    return conn.execute(query, (schema, table)).fetchone()[0]
-
-
-def _partition_rows(conn: psycopg.Connection, schema: str, parent: str) -> float:
-    """The rows of a partitioned table's partitions, as their own last ANALYZE found them."""
-    return conn.execute(
-        """
-        select coalesce(sum(greatest(c.reltuples, 0)), 0) from pg_inherits i
-        join pg_class c on c.oid = i.inhrelid
-        where i.inhparent = format('%%I.%%I', %s::text, %s::text)::regclass
-        """,
-        (schema, parent),
-    ).fetchone()[0]
 
 
 @dataclass
